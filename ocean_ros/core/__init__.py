@@ -1,0 +1,1 @@
+"""ROS-free tracking core: imports torch, numpy and cv2 only."""
