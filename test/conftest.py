@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "OCEAN_ROS_DATA"
 REQUIRE_DATA_ENV = "OCEAN_ROS_REQUIRE_DATA"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Before any test initialises rclpy: every ROS participant of this run stays on loopback, in one random domain.
+from ocean_ros.ros.dds import apply_loopback_environment  # noqa: E402
+
+LOOPBACK_ENV = apply_loopback_environment()
 
 
 def data_root() -> Path:
@@ -39,3 +48,44 @@ def golden_dir() -> Path:
 @pytest.fixture(scope="session")
 def sequences_dir() -> Path:
     return need_data("sequences")
+
+
+@pytest.fixture(scope="session")
+def ros_domain_id() -> int:
+    """The random ROS domain id of this test run (loopback only)."""
+    return int(LOOPBACK_ENV["ROS_DOMAIN_ID"])
+
+
+@pytest.fixture
+def ros_session() -> Iterator[Callable[..., object]]:
+    """Factory of in-process rclpy sessions (own context, node, spinning executor); closed after the test."""
+    from ros_helpers import RosSession
+
+    sessions: list[RosSession] = []
+
+    def make(name: str = "ocean_test", domain_id: int | None = None) -> RosSession:
+        session = RosSession(name, domain_id)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in reversed(sessions):
+        session.close()
+
+
+@pytest.fixture
+def node_process(tmp_path: Path) -> Iterator[Callable[..., object]]:
+    """Factory that starts ROS processes (console scripts) in the loopback environment; stopped after the test."""
+    from ros_helpers import NodeProcess
+
+    processes: list[NodeProcess] = []
+
+    def start(argv: list[str], domain_id: int | None = None, extra_env: dict[str, str] | None = None):
+        log = tmp_path / f"process_{len(processes)}.log"
+        process = NodeProcess(argv, log, domain_id=domain_id, extra_env=extra_env)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.stop()

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Turn a machine without a ROS install into a working ocean_ros environment in ``.venv``.
+
+Steps (each skipped when its inputs are unchanged, so a second run on a ready machine takes seconds):
+  1. check the tools the interface builds need (Python >= 3.10 with headers, cmake, a C and C++ compiler);
+  2. create ``.venv`` and install ``requirements.txt`` (ROS 2 Kilted wheels, torch, OpenCV, test tools);
+  3. repair the ROS wheels' exported CMake include paths (they name the wheels' build container);
+  4. build and install the interface package ``ocean_ros_msgs`` (``msg/``) into the venv prefix;
+  5. only where no ``vision_msgs`` is importable, build a wire-compatible one (``scripts/vision_msgs_compat``);
+  6. install ``ocean_ros`` itself in editable mode.
+
+Usage: ``python3 scripts/setup_env.py [--venv PATH] [--force]``. Uses only the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STAMP_NAME = ".ocean_ros_setup.json"
+MIN_PYTHON = (3, 10)
+
+
+class SetupError(RuntimeError):
+    """A precondition is missing; the message says what to install."""
+
+
+def log(message: str) -> None:
+    print(f"[setup] {message}", flush=True)
+
+
+def tree_digest(*paths: Path) -> str:
+    """Digest of file names and contents under the given files or folders (build outputs excluded)."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(REPO)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_tools() -> None:
+    """Fail early, naming what is missing, before anything slow happens."""
+    if sys.version_info < MIN_PYTHON:
+        raise SetupError(f"Python >= {'.'.join(map(str, MIN_PYTHON))} is required, this is {sys.version.split()[0]}")
+    missing = []
+    for tool in ("cmake", "cc", "c++"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    if missing:
+        raise SetupError(
+            f"missing build tools: {', '.join(missing)} (needed to build the ROS interface packages); "
+            "on Debian/Ubuntu: sudo apt-get install cmake build-essential"
+        )
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not header.exists():
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        raise SetupError(
+            f"Python headers not found ({header}); on Debian/Ubuntu: sudo apt-get install python{version}-dev"
+        )
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def run(cmd: list[str | Path], **kwargs) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def probe(python: Path, code: str, env: dict[str, str] | None = None) -> bool:
+    """True when ``code`` runs without error in the venv's interpreter."""
+    result = subprocess.run(
+        [str(python), "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return result.returncode == 0
+
+
+def ensure_venv(venv: Path) -> Path:
+    python = venv_python(venv)
+    if not python.exists():
+        log(f"creating {venv}")
+        run([sys.executable, "-m", "venv", venv])
+    return python
+
+
+def install_requirements(python: Path) -> None:
+    log("installing requirements.txt (first run: a few minutes)")
+    run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", REPO / "requirements.txt"])
+
+
+def repair_wheel_cmake_exports(venv: Path, python: Path) -> int:
+    """Rewrite include paths of the wheels' build container to this venv's Python and numpy; idempotent."""
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig, numpy; print(sysconfig.get_paths()['include']); "
+         "print(numpy.get_include())"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    py_include, np_include = out[0], out[1]
+    changed = 0
+    for export in (venv / "share").glob("*/cmake/export_*__rosidl_generator_pyExport.cmake"):
+        text = export.read_text()
+        lines = []
+        for line in text.splitlines(keepends=True):
+            if "INTERFACE_INCLUDE_DIRECTORIES" in line and "/opt/python/" in line:
+                line = f'  INTERFACE_INCLUDE_DIRECTORIES "{py_include};{np_include}"\n'
+            lines.append(line)
+        new = "".join(lines)
+        if new != text:
+            export.write_text(new)
+            changed += 1
+    return changed
+
+
+def build_env(venv: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AMENT_PREFIX_PATH"] = str(venv)
+    env["CMAKE_PREFIX_PATH"] = str(venv)
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+    return env
+
+
+def build_interface_package(source: Path, venv: Path, python: Path) -> None:
+    """Configure, build and install an ament_cmake interface package into the venv prefix."""
+    log(f"building interfaces in {source.relative_to(REPO)}")
+    with tempfile.TemporaryDirectory(prefix="ocean_ros_build_") as build:
+        env = build_env(venv)
+        run(
+            [
+                "cmake", "-S", source, "-B", build,
+                f"-DCMAKE_PREFIX_PATH={venv}", f"-DCMAKE_INSTALL_PREFIX={venv}",
+                f"-DPython3_EXECUTABLE={python}", "-DBUILD_TESTING=OFF", "-DCMAKE_BUILD_TYPE=Release",
+            ],
+            env=env, stdout=subprocess.DEVNULL,
+        )
+        run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2)], env=env, stdout=subprocess.DEVNULL)
+        run(["cmake", "--install", build], env=env, stdout=subprocess.DEVNULL)
+
+
+def install_self(python: Path) -> None:
+    log("installing ocean_ros (editable)")
+    run(
+        [python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+         "--no-build-isolation", "-e", REPO],
+    )
+
+
+def link_share(venv: Path) -> None:
+    """Register the editable package in the venv's ament index, its share folder pointing into the repo.
+
+    An editable install skips ``data_files``; this makes ``get_package_share_directory("ocean_ros")`` and the
+    launch/config files resolve to the working tree.
+    """
+    marker = venv / "share" / "ament_index" / "resource_index" / "packages" / "ocean_ros"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    share = venv / "share" / "ocean_ros"
+    share.mkdir(parents=True, exist_ok=True)
+    for name in ("launch", "config", "package.xml"):
+        link = share / name
+        if not link.is_symlink() or link.resolve() != (REPO / name).resolve():
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.exists():
+                shutil.rmtree(link)
+            link.symlink_to(REPO / name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="virtual environment folder")
+    parser.add_argument("--force", action="store_true", help="redo every step")
+    args = parser.parse_args(argv)
+    venv = args.venv.resolve()
+
+    try:
+        check_tools()
+    except SetupError as err:
+        print(f"[setup] ERROR: {err}", file=sys.stderr)
+        return 2
+
+    python = ensure_venv(venv)
+    stamp_path = venv / STAMP_NAME
+    stamp = {} if args.force or not stamp_path.exists() else json.loads(stamp_path.read_text())
+    wanted = {
+        "requirements": tree_digest(REPO / "requirements.txt"),
+        "ocean_ros_msgs": tree_digest(REPO / "msg"),
+        "vision_msgs": tree_digest(REPO / "scripts" / "vision_msgs_compat"),
+        "ocean_ros": tree_digest(REPO / "setup.py", REPO / "setup.cfg", REPO / "package.xml"),
+    }
+
+    def save() -> None:
+        stamp_path.write_text(json.dumps(stamp, indent=1))
+
+    if stamp.get("requirements") != wanted["requirements"]:
+        install_requirements(python)
+        stamp["requirements"] = wanted["requirements"]
+        stamp.pop("ocean_ros_msgs", None)  # new wheels may replace the prefix the messages were built against
+        save()
+    repaired = repair_wheel_cmake_exports(venv, python)
+    if repaired:
+        log(f"repaired {repaired} exported CMake files of the ROS wheels")
+
+    env = build_env(venv)
+    if stamp.get("ocean_ros_msgs") != wanted["ocean_ros_msgs"] or not probe(
+        python, "import ocean_ros_msgs.msg", env
+    ):
+        build_interface_package(REPO / "msg", venv, python)
+        stamp["ocean_ros_msgs"] = wanted["ocean_ros_msgs"]
+        save()
+
+    own_vision = stamp.get("vision_msgs_built", False)
+    if not probe(python, "import vision_msgs.msg", env) or (
+        own_vision and stamp.get("vision_msgs") != wanted["vision_msgs"]
+    ):
+        build_interface_package(REPO / "scripts" / "vision_msgs_compat", venv, python)
+        stamp["vision_msgs"] = wanted["vision_msgs"]
+        stamp["vision_msgs_built"] = True
+        save()
+
+    if stamp.get("ocean_ros") != wanted["ocean_ros"] or not probe(python, "import ocean_ros", env):
+        install_self(python)
+        stamp["ocean_ros"] = wanted["ocean_ros"]
+        save()
+    link_share(venv)
+
+    check = "import rclpy, torch, cv2, ocean_ros, ocean_ros_msgs.msg, vision_msgs.msg"
+    if not probe(python, check, env):
+        subprocess.run([str(python), "-c", check], env=env)
+        print("[setup] ERROR: the environment does not import; see the traceback above", file=sys.stderr)
+        return 1
+    log(f"ready: {venv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Helpers for tests that use real ROS 2: in-process executors, message collection, node processes.
+
+Every process and context created here uses the loopback-only DDS environment (``ocean_ros.ros.dds``), which
+``conftest.py`` applies to the test process before anything initialises rclpy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocean_ros.ros.dds import loopback_environment
+
+
+class RosSession:
+    """A private rclpy context with one node, spun by a background executor thread."""
+
+    def __init__(self, name: str = "ocean_test", domain_id: int | None = None) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = Context()
+        init_kwargs: dict[str, Any] = {"context": self.context}
+        if domain_id is not None:
+            init_kwargs["domain_id"] = domain_id
+        rclpy.init(**init_kwargs)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"{name}_spin", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except ExternalShutdownException:
+            pass
+
+    def collector(self, msg_type: type, topic: str, qos: Any = 10) -> MessageCollector:
+        """Subscribe to ``topic`` and keep every message with its receive time."""
+        return MessageCollector(self.node, msg_type, topic, qos)
+
+    def close(self) -> None:
+        import rclpy
+
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1)
+        self.node.destroy_node()
+
+
+@dataclass
+class MessageCollector:
+    """Collects messages of one subscription; ``wait_for`` blocks with a timeout."""
+
+    node: Any
+    msg_type: type
+    topic: str
+    qos: Any = 10
+    messages: list[Any] = field(default_factory=list)
+    receive_times: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition()
+        self.subscription = self.node.create_subscription(self.msg_type, self.topic, self._on_message, self.qos)
+
+    def _on_message(self, msg: Any) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self.receive_times.append(time.monotonic())
+            self._cond.notify_all()
+
+    def wait_for(
+        self, count: int, timeout: float, predicate: Callable[[list[Any]], bool] | None = None
+    ) -> list[Any]:
+        """Wait until ``count`` messages arrived (and ``predicate`` holds); return a copy of them.
+
+        Returns what arrived when the timeout expires; callers assert on the result.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < count or (predicate is not None and not predicate(self.messages)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return list(self.messages)
+
+    def wait_quiet(self, quiet_s: float, timeout: float) -> list[Any]:
+        """Wait until no message arrived for ``quiet_s`` seconds (or the timeout); return the messages."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                last = self.receive_times[-1] if self.receive_times else None
+            if last is not None and time.monotonic() - last > quiet_s:
+                break
+            time.sleep(0.02)
+        with self._cond:
+            return list(self.messages)
+
+
+def wait_for_publishers(node: Any, topic: str, count: int = 1, timeout: float = 20.0) -> bool:
+    """True once ``count`` publishers on ``topic`` are visible to ``node``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.count_publishers(topic) >= count:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def console_script(name: str) -> str:
+    """Path of an installed console script of this environment (the venv's bin folder first)."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"console script {name!r} not installed; run scripts/setup_env.py")
+    return found
+
+
+class NodeProcess:
+    """A ROS process started with the loopback environment; output captured to a log file."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        log_path: Path,
+        domain_id: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        env = loopback_environment(domain_id)
+        env.update(extra_env or {})
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGINT, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return self.proc.returncode

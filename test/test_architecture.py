@@ -1,0 +1,68 @@
+"""The ROS-free core stays ROS-free: statically (its imports) and at run time (a fresh interpreter)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO_ROOT
+
+CORE = REPO_ROOT / "ocean_ros" / "core"
+ALLOWED_THIRD_PARTY = {"torch", "numpy", "cv2"}
+ROS_MODULE_PREFIXES = ("rclpy", "rosidl", "sensor_msgs", "std_msgs", "vision_msgs", "ocean_ros_msgs", "rosbags")
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Top-level names of every module a file imports (relative imports count as 'ocean_ros')."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            roots.add("ocean_ros" if node.level else (node.module or "").split(".")[0])
+    return roots
+
+
+def test_core_imports_only_torch_numpy_cv2_and_stdlib():
+    offenders = {}
+    for path in sorted(CORE.rglob("*.py")):
+        bad = {
+            name for name in imported_roots(path)
+            if name not in ALLOWED_THIRD_PARTY and name != "ocean_ros" and name not in sys.stdlib_module_names
+        }
+        if bad:
+            offenders[str(path.relative_to(REPO_ROOT))] = sorted(bad)
+    assert not offenders, offenders
+
+
+def test_core_does_not_import_the_ros_layer():
+    for path in sorted(CORE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                assert not node.module.startswith(("ocean_ros.ros", "ocean_ros.follow", "ocean_ros.eval")), path
+
+
+def core_modules() -> list[str]:
+    """Dotted names of every module and package under ocean_ros/core."""
+    names = []
+    for path in CORE.rglob("*.py"):
+        parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(names)
+
+
+def test_importing_core_in_a_fresh_interpreter_loads_no_ros():
+    modules = core_modules()
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO_ROOT)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "ocean_ros.core" in loaded
+    ros = [name for name in loaded if name.startswith(ROS_MODULE_PREFIXES)]
+    assert ros == [], f"importing the core loaded ROS modules: {ros}"
