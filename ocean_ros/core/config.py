@@ -1,0 +1,287 @@
+"""The single schema of every tracker tunable, its validation and the published TracKit presets.
+
+Each field of :class:`TrackerConfig` carries metadata (description with units, allowed range or choices,
+whether it may change while a target is tracked). The ROS parameter layer and the YAML files are derived from
+:meth:`TrackerConfig.parameters`; nothing else defines tunables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CUSTOM_PRESET",
+    "PRESETS",
+    "ParamSpec",
+    "TrackerConfig",
+    "check_value",
+    "param_field",
+    "preset_names",
+    "schema_of",
+]
+
+CUSTOM_PRESET = "custom"
+CROP_BACKENDS = ("opencv", "torch")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Metadata of one tunable: what the ROS layer needs to declare it as a parameter."""
+
+    name: str
+    type: type
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None
+    choices: tuple[Any, ...] | None = None
+    runtime_safe: bool = False
+
+
+def param_field(
+    default: Any,
+    description: str,
+    *,
+    range: tuple[float, float] | None = None,
+    choices: tuple[Any, ...] | None = None,
+    runtime_safe: bool = False,
+) -> Any:
+    """A dataclass field carrying :class:`ParamSpec` metadata (for schema classes such as TrackerConfig)."""
+    meta = {"description": description, "range": range, "choices": choices, "runtime_safe": runtime_safe}
+    return field(default=default, metadata=meta)
+
+
+def schema_of(cls: type) -> tuple[ParamSpec, ...]:
+    """The :class:`ParamSpec` of every field of a dataclass built with :func:`param_field`, in order."""
+    specs = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        specs.append(
+            ParamSpec(
+                name=f.name,
+                type=type(f.default),
+                default=f.default,
+                description=meta["description"],
+                range=meta["range"],
+                choices=meta["choices"],
+                runtime_safe=meta["runtime_safe"],
+            )
+        )
+    return tuple(specs)
+
+
+# Values of TracKit's experiments/test/*/Ocean.yaml (spec §5.8); fields not named keep the dataclass default.
+PRESETS: dict[str, dict[str, Any]] = {
+    "OTB2015": dict(penalty_k=0.087, lr=0.408, window_influence=0.366, small_sz=271, big_sz=271, align=False),
+    "VOT2018": dict(
+        penalty_k=0.021, lr=0.730, window_influence=0.321, small_sz=255, big_sz=271, align=True,
+        align_ratio=0.93,
+    ),
+    "VOT2019": dict(
+        penalty_k=0.062, lr=0.765, window_influence=0.380, small_sz=255, big_sz=271, align=True,
+        align_ratio=0.94,
+    ),
+    "GOT10K": dict(penalty_k=0.022, lr=0.799, window_influence=0.118, small_sz=255, big_sz=255, align=False),
+    "LASOT": dict(penalty_k=0.11, lr=0.7, window_influence=0.20, small_sz=255, big_sz=255, align=False),
+    "VOT2018ON": dict(
+        penalty_k=0.187, lr=0.800, window_influence=0.640, small_sz=271, big_sz=287, align=False, online=True,
+        online_ratio=0.5,
+    ),
+    "VOT2019ON": dict(
+        penalty_k=0.06, lr=0.644, window_influence=0.484, small_sz=255, big_sz=287, align=False, online=True,
+        online_ratio=0.7,
+    ),
+}
+
+
+def preset_names() -> tuple[str, ...]:
+    """Names accepted by :meth:`TrackerConfig.from_preset`."""
+    return tuple(PRESETS)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Every tunable of the Ocean tracker. Immutable; derive variants with :meth:`replace`.
+
+    Defaults are TracKit's ``OceanConfig`` defaults (spec §5.2) with the object-aware head off.
+    """
+
+    preset: str = param_field(
+        CUSTOM_PRESET,
+        "preset the values were taken from ('custom' when none); from_dict starts from this preset",
+        choices=(CUSTOM_PRESET, *PRESETS),
+    )
+    penalty_k: float = param_field(
+        0.062, "scale/aspect change penalty strength k in exp(-(r_c*s_c - 1)*k) (unitless)",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    window_influence: float = param_field(
+        0.38, "weight of the cosine window blended into the penalised score (unitless)",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    lr: float = param_field(
+        0.765, "size learning rate; the effective size update rate is (penalty*score*lr)^2 (unitless)",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    small_sz: int = param_field(
+        255, "search crop side for normal targets (px, (side - exemplar_size) divisible by total_stride)",
+        range=(135, 639),
+    )
+    big_sz: int = param_field(
+        271, "search crop side for small targets (px, (side - exemplar_size) divisible by total_stride)",
+        range=(135, 639),
+    )
+    small_target_area: float = param_field(
+        0.004, "target area / image area below which big_sz is used; decided at each initialize (ratio)",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    exemplar_size: int = param_field(127, "template crop side (px); only 127 is supported", choices=(127,))
+    total_stride: int = param_field(8, "network stride between score cells (search px)", choices=(8,))
+    context_amount: float = param_field(
+        0.5, "context added around the target: crop side = sqrt((w+c*(w+h))*(h+c*(w+h))) (ratio)",
+        range=(0.0, 4.0),
+    )
+    align: bool = param_field(
+        False, "fuse the object-aware (deformable) classification head; the model must have one"
+    )
+    align_ratio: float = param_field(
+        0.94, "weight of the plain head in ratio*sigma(cls) + (1-ratio)*sigma(align) (unitless)",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    online: bool = param_field(
+        False, "use the online classifier and fuse its score map (not combinable with align)"
+    )
+    online_ratio: float = param_field(
+        0.7, "weight of the online map in ratio*online + (1-ratio)*siamese (unitless)",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    crop_backend: str = param_field(
+        "torch", "crop implementation: 'torch' (on the device) or 'opencv' (TracKit bit-exact, host)",
+        choices=CROP_BACKENDS,
+    )
+    half: bool = param_field(
+        False, "run the network in float16 (CUDA only); post-processing stays float32 or wider"
+    )
+    lost_threshold: float = param_field(
+        0.3, "score (fused sigmoid at the peak, 0..1) below which a frame counts as low",
+        range=(0.0, 1.0), runtime_safe=True,
+    )
+    lost_frames: int = param_field(
+        5, "consecutive low-score frames after which the state becomes LOST (frames)",
+        range=(1, 10000), runtime_safe=True,
+    )
+
+    def __post_init__(self) -> None:
+        for spec in self.parameters():
+            value = check_value(spec, getattr(self, spec.name))
+            object.__setattr__(self, spec.name, value)
+        for name in ("small_sz", "big_sz"):
+            size = getattr(self, name)
+            if (size - self.exemplar_size) % self.total_stride:
+                raise ValueError(
+                    f"{name}={size}: (size - exemplar_size {self.exemplar_size}) must be divisible by "
+                    f"total_stride {self.total_stride}"
+                )
+        if self.align and self.online:
+            raise ValueError(
+                "align and online are exclusive: TracKit never fuses the object-aware head online"
+            )
+
+    # --- schema -------------------------------------------------------------------------------------------
+    @classmethod
+    def parameters(cls) -> tuple[ParamSpec, ...]:
+        """Every tunable with its metadata, in declaration order."""
+        return schema_of(cls)
+
+    @classmethod
+    def runtime_safe_names(cls) -> frozenset[str]:
+        """Names of the fields that may change while a target is tracked."""
+        return frozenset(s.name for s in cls.parameters() if s.runtime_safe)
+
+    def items(self) -> Iterator[tuple[ParamSpec, Any]]:
+        """(metadata, current value) for every field."""
+        for spec in self.parameters():
+            yield spec, getattr(self, spec.name)
+
+    # --- construction ------------------------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> TrackerConfig:
+        """The published preset ``name`` (spec §5.8), with optional field overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+        _reject_unknown(overrides)
+        if "preset" in overrides:
+            raise ValueError(
+                "'preset' cannot be overridden in from_preset; pass the name as the first argument"
+            )
+        values = {**PRESETS[name], **overrides}
+        return cls(preset=name, **values)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrackerConfig:
+        """Build from a mapping; a ``preset`` key supplies the starting values, the other keys override them.
+
+        Unknown keys and out-of-range values raise ValueError naming them.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"expected a mapping of config values, got {type(d).__name__}")
+        _reject_unknown(d)
+        values = dict(d)
+        preset = values.pop("preset", CUSTOM_PRESET)
+        if preset == CUSTOM_PRESET:
+            return cls(**values)
+        return cls.from_preset(preset, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as plain Python values; ``from_dict(to_dict())`` gives an equal config."""
+        return {spec.name: value for spec, value in self.items()}
+
+    def replace(self, **changes: Any) -> TrackerConfig:
+        """A validated copy with ``changes`` applied (unknown names raise ValueError)."""
+        _reject_unknown(changes)
+        return dataclasses.replace(self, **changes)
+
+    def search_size_for(self, target_area: float, image_area: float) -> int:
+        """TracKit's small-target rule: big_sz if target/image area < small_target_area, else small_sz."""
+        return self.big_sz if target_area / image_area < self.small_target_area else self.small_sz
+
+
+def _reject_unknown(keys: Mapping[str, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(TrackerConfig)}
+    unknown = sorted(str(k) for k in keys if k not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s): {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
+        )
+
+
+def check_value(spec: ParamSpec, value: Any) -> Any:
+    """Type- and range-check one value against its spec (ValueError naming the field and the reason).
+
+    Ints are accepted for float fields and returned as float; bools are never taken for numbers.
+    """
+    name = spec.name
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a bool, got {value!r}")
+    elif spec.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an int, got {value!r}")
+    elif spec.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    elif spec.type is str and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, spec.choices))}")
+    if spec.range is not None:
+        low, high = spec.range
+        if not low <= value <= high:
+            raise ValueError(f"{name}={value!r} is outside the allowed range [{low}, {high}]")
+    return value
