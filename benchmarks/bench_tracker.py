@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Speed and memory of the Ocean tracker: ms per frame per stage (median, p90, p99) and peak memory.
+
+Runs ``OceanTracker`` over a real sequence (or synthetic frames when none is given) for every requested
+combination of device, precision and crop backend, after a warm-up. Timings come from the tracker's own
+per-stage timers (CUDA events on the GPU) plus a host-side wall clock around each ``track`` call.
+
+Examples::
+
+    python benchmarks/bench_tracker.py                         # CPU, float32, golden weights, Crossing
+    python benchmarks/bench_tracker.py --device cuda --half both --crop-backend torch opencv
+    python benchmarks/bench_tracker.py --checkpoint OceanV.pth --preset VOT2019 --sequence path/to/bag
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ocean_ros.core.checkpoint import load_model
+from ocean_ros.core.config import TrackerConfig, preset_names
+from ocean_ros.core.tracker import OceanTracker
+from ocean_ros.eval.sequences import open_sequence
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = Path(os.environ.get("OCEAN_ROS_DATA", REPO.parent / "shared" / "data"))
+
+
+def read_sequence(folder: Path, limit: int) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
+    """The first ``limit`` frames (BGR) and the first ground-truth box (xywh, 0-based) of a sequence folder."""
+    sequence = open_sequence(folder)
+    frames = [sequence.read(i) for i in range(min(limit, len(sequence)))]
+    return frames, tuple(float(v) for v in sequence.ground_truth[0])  # type: ignore[return-value]
+
+
+def synthetic_sequence(count: int, width: int = 640, height: int = 480) -> tuple[list[np.ndarray], tuple]:
+    """A bright square moving over noise: enough to exercise every stage at a chosen resolution."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(count):
+        frame = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        x, y = 100 + 2 * i % (width - 200), 120 + i % (height - 240)
+        frame[y : y + 60, x : x + 40] = (40, 200, 240)
+        frames.append(frame)
+    return frames, (100.0, 120.0, 40.0, 60.0)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values)
+    return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90)), "p99": float(np.percentile(arr, 99))}
+
+
+def run_case(args, frames, box, device: str, half: bool, crop_backend: str) -> dict:
+    dtype = torch.float16 if half else torch.float32
+    net, _ = load_model(args.checkpoint, device=device, dtype=dtype)
+    config = TrackerConfig.from_preset(args.preset, crop_backend=crop_backend, half=half)
+    tracker = OceanTracker(net, config, device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    stages: dict[str, list[float]] = {}
+    wall: list[float] = []
+    frame_index = 0
+    for rep in range(args.repeat):
+        tracker.initialize(frames[0], box)
+        for frame in frames[1:]:
+            start = time.perf_counter()
+            result = tracker.track(frame)
+            elapsed = (time.perf_counter() - start) * 1000.0
+            frame_index += 1
+            if rep == 0 and frame_index <= args.warmup:
+                continue
+            wall.append(elapsed)
+            for stage, ms in result.timings.items():
+                stages.setdefault(stage, []).append(ms)
+    if device.startswith("cuda"):
+        device_name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        device_name = f"cpu x{torch.get_num_threads()} threads"
+    report = {
+        "device": device_name,
+        "precision": "float16" if half else "float32",
+        "crop_backend": crop_backend,
+        "preset": args.preset,
+        "frames_timed": len(wall),
+        "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+        "wall_ms": percentiles(wall),
+        "stages_ms": {stage: percentiles(v) for stage, v in stages.items()},
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+    if device.startswith("cuda"):
+        report["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return report
+
+
+def print_report(report: dict) -> None:
+    w = report["wall_ms"]
+    line = (
+        f"{report['device']:<28} {report['precision']:<8} crop={report['crop_backend']:<6} {report['frame_size']:>9} "
+        f"total median {w['median']:7.2f} p90 {w['p90']:7.2f} p99 {w['p99']:7.2f} ms"
+    )
+    stages = "  ".join(
+        f"{name} {v['median']:.2f}" for name, v in report["stages_ms"].items() if name != "total"
+    )
+    memory = f"peak RSS {report['peak_rss_mib']:.0f} MiB"
+    if "peak_cuda_mib" in report:
+        memory += f", peak CUDA {report['peak_cuda_mib']:.0f} MiB"
+    print(f"{line}\n    stages (median ms): {stages}\n    {memory}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_DATA / "golden" / "ocean_random_seed1.pth"))
+    parser.add_argument("--preset", default="OTB2015", choices=preset_names())
+    parser.add_argument("--sequence", default=str(DEFAULT_DATA / "sequences" / "Crossing"),
+                        help="OTB/VOT sequence folder; 'synthetic' for generated 640x480 frames")
+    parser.add_argument("--frames", type=int, default=60, help="frames per pass (first = init)")
+    parser.add_argument("--repeat", type=int, default=1, help="passes over the frames")
+    parser.add_argument("--warmup", type=int, default=5, help="tracked frames excluded from statistics")
+    parser.add_argument("--device", nargs="+", default=["cpu"], help="cpu, cuda, cuda:N (several allowed)")
+    parser.add_argument("--half", choices=("off", "on", "both"), default="off", help="float16 (CUDA only)")
+    parser.add_argument("--crop-backend", nargs="+", default=["opencv"], choices=("opencv", "torch"))
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", help="also write all reports to this JSON file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    if args.sequence == "synthetic":
+        frames, box = synthetic_sequence(args.frames)
+    else:
+        frames, box = read_sequence(Path(args.sequence), args.frames)
+    reports = []
+    for device in args.device:
+        halves = {"off": [False], "on": [True], "both": [False, True]}[args.half]
+        for half in halves:
+            if half and not device.startswith("cuda"):
+                print(f"skip float16 on {device}: half precision needs CUDA", flush=True)
+                continue
+            for backend in args.crop_backend:
+                report = run_case(args, frames, box, device, half, backend)
+                print_report(report)
+                reports.append(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Conversions between tracker values and ROS messages (vision_msgs, ocean_ros_msgs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ocean_ros.core.types import TrackResult, TrackState
+
+STATE_CODES = {TrackState.IDLE: 0, TrackState.TRACKING: 1, TrackState.LOST: 2}
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    """A target named on a frame: stamp (ns, 0 = latest frame), box xywh in that image's pixels (0-based)."""
+
+    stamp_ns: int
+    box_xywh: tuple[float, float, float, float]
+    target_id: str
+    label: str
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def init_from_target(msg: Any) -> InitRequest:
+    """ocean_ros_msgs/TargetInit -> InitRequest."""
+    box = (float(msg.x), float(msg.y), float(msg.width), float(msg.height))
+    return InitRequest(stamp_to_ns(msg.header.stamp), box, msg.target_id, msg.label)
+
+
+def init_from_detection(msg: Any) -> InitRequest:
+    """vision_msgs/Detection2D -> InitRequest: centre/size box, id, and the best hypothesis' class as label."""
+    w, h = float(msg.bbox.size_x), float(msg.bbox.size_y)
+    cx, cy = float(msg.bbox.center.position.x), float(msg.bbox.center.position.y)
+    label = ""
+    if msg.results:
+        best = max(msg.results, key=lambda r: r.hypothesis.score)
+        label = best.hypothesis.class_id
+    return InitRequest(stamp_to_ns(msg.header.stamp), (cx - w / 2, cy - h / 2, w, h), msg.id, label)
+
+
+def detection_array(header: Any, result: TrackResult | None, target_id: str, label: str) -> Any:
+    """Detection2DArray with the image's header: one detection while TRACKING, none otherwise."""
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    array = Detection2DArray(header=header)
+    if result is None or result.state != TrackState.TRACKING:
+        return array
+    x, y, w, h = result.box_xywh
+    detection = Detection2D(header=header, id=target_id)
+    detection.bbox.center.position.x = x + w / 2
+    detection.bbox.center.position.y = y + h / 2
+    detection.bbox.center.theta = 0.0
+    detection.bbox.size_x = float(w)
+    detection.bbox.size_y = float(h)
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id = label
+    hypothesis.hypothesis.score = float(result.score)
+    detection.results.append(hypothesis)
+    array.detections.append(detection)
+    return array
+
+
+def finite_box(box: tuple[float, ...]) -> bool:
+    return all(math.isfinite(v) for v in box)

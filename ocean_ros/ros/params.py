@@ -1,0 +1,98 @@
+"""ROS parameters derived from the config schemas: descriptors, declaration, reading, and the YAML file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ocean_ros.core.config import ParamSpec, TrackerConfig
+from ocean_ros.ros.node_config import NodeConfig
+
+NODE_NAME = "ocean_tracker"
+
+
+def descriptor(spec: ParamSpec) -> Any:
+    """rcl_interfaces/ParameterDescriptor of one schema field: type, description, range, read-only flag."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    types = {
+        bool: ParameterType.PARAMETER_BOOL,
+        int: ParameterType.PARAMETER_INTEGER,
+        float: ParameterType.PARAMETER_DOUBLE,
+        str: ParameterType.PARAMETER_STRING,
+    }
+    desc = ParameterDescriptor(
+        name=spec.name,
+        type=types[spec.type],
+        description=spec.description,
+        read_only=not spec.runtime_safe,
+    )
+    if spec.choices is not None:
+        desc.additional_constraints = "one of: " + ", ".join(str(c) for c in spec.choices)
+    if spec.range is not None and spec.type is float:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]))]
+    elif spec.range is not None and spec.type is int:
+        desc.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
+    return desc
+
+
+def declare(node: Any, specs: Iterable[ParamSpec], defaults: Mapping[str, Any]) -> None:
+    """Declare every spec on ``node`` with the default from ``defaults`` (falls back to the schema's)."""
+    for spec in specs:
+        node.declare_parameter(spec.name, defaults.get(spec.name, spec.default), descriptor(spec))
+
+
+def read(node: Any, specs: Iterable[ParamSpec]) -> dict[str, Any]:
+    """Current values of the declared specs."""
+    return {spec.name: node.get_parameter(spec.name).value for spec in specs}
+
+
+def tracker_defaults(preset: str) -> dict[str, Any]:
+    """Declared defaults of the tracker parameters: the chosen preset's values (schema defaults if 'custom')."""
+    base = TrackerConfig() if preset == "custom" else TrackerConfig.from_preset(preset)
+    return base.to_dict()
+
+
+def yaml_text(preset: str = "OTB2015") -> str:
+    """The shipped ``config/tracker.yaml``, generated from the schemas.
+
+    ``preset`` is set; the tracker hyper-parameters follow as comments holding that preset's values (an active
+    line would override whatever preset is chosen); node settings are active lines with their defaults.
+    """
+    tracker_values = tracker_defaults(preset)
+    lines = [
+        "# Parameters of the ocean_tracker node, generated from the config schemas (ocean_ros/core/config.py,",
+        "# ocean_ros/ros/node_config.py) by `python -m ocean_ros.ros.params`. Unknown keys make configuration fail.",
+        "# Tracker hyper-parameters come from `preset`; uncomment a line to override that value.",
+        f"/**/{NODE_NAME}:",
+        "  ros__parameters:",
+    ]
+    for spec in TrackerConfig.parameters():
+        mode = "runtime" if spec.runtime_safe else "read-only"
+        lines.append(f"    # {spec.description} [{mode}]")
+        prefix = "" if spec.name == "preset" else "# "
+        lines.append(f"    {prefix}{spec.name}: {_yaml_value(tracker_values[spec.name])}")
+    for spec in NodeConfig.parameters():
+        mode = "runtime" if spec.runtime_safe else "read-only"
+        lines.append(f"    # {spec.description} [{mode}]")
+        lines.append(f"    {spec.name}: {_yaml_value(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[2] / "config" / "tracker.yaml"
+    if sys.argv[1:] == ["--check"]:
+        sys.exit(0 if target.read_text() == yaml_text() else 1)
+    target.write_text(yaml_text())
+    print(f"wrote {target}")

@@ -1,0 +1,337 @@
+"""The ocean_tracker node as its own process, driven over loopback DDS by this test process."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from tracker_harness import TrackerHarness, make_stamp, stamp_ns, start_tracker
+
+pytest.importorskip("rclpy", reason="ROS 2 rclpy not importable: run scripts/setup_env.py or source a ROS install")
+pytestmark = pytest.mark.slow
+
+_namespaces = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def crossing(sequences_dir):
+    from ocean_ros.eval.sequences import open_sequence
+
+    sequence = open_sequence(sequences_dir / "Crossing")
+    return [sequence.read(i) for i in range(24)], sequence.ground_truth[:24]
+
+
+@pytest.fixture
+def checkpoint(golden_dir):
+    return golden_dir / "ocean_random_seed1.pth"
+
+
+@pytest.fixture
+def tracker(ros_session, node_process, checkpoint):
+    """Factory: start a tracker node process with params, return a ready harness."""
+
+    def make(compressed: bool = False, probe: bool = True, **params):
+        ns = f"/t{next(_namespaces)}"
+        if compressed:
+            params.setdefault("image_transport", "compressed")
+        process = start_tracker(node_process, ns, checkpoint, **params)
+        harness = TrackerHarness(ros_session(f"peer{ns[2:]}"), ns, compressed=compressed)
+        if params.get("autostart", True):
+            try:
+                harness.wait_ready(probe=probe)
+            except AssertionError:
+                pytest.fail(f"node did not start:\n{process.output()[-3000:]}")
+        harness.process = process
+        return harness
+
+    return make
+
+
+def offline_boxes(frames, box, init_index, track_indices, preset="GOT10K"):
+    """What the core tracker gives when initialised on frames[init_index] and run over track_indices."""
+    import torch
+    from conftest import data_root
+
+    from ocean_ros.core.checkpoint import load_model
+    from ocean_ros.core.config import TrackerConfig
+    from ocean_ros.core.tracker import OceanTracker
+
+    net, _ = load_model(data_root() / "golden" / "ocean_random_seed1.pth", device="cpu", dtype=torch.float32)
+    tracker = OceanTracker(net, TrackerConfig.from_preset(preset), "cpu")
+    tracker.initialize(frames[init_index], box)
+    return {i: tracker.track(frames[i]).box_xywh for i in track_indices}
+
+
+def detection_box(msg):
+    (det,) = msg.detections
+    w, h = det.bbox.size_x, det.bbox.size_y
+    return (det.bbox.center.position.x - w / 2, det.bbox.center.position.y - h / 2, w, h)
+
+
+@pytest.mark.parametrize("method", ["service", "topic", "detection"])
+def test_init_lands_on_the_frame_its_stamp_names(tracker, crossing, method):
+    """A box valid only for an older frame: the node initialises there, catches up, and matches offline tracking."""
+    frames, gt = crossing
+    node = tracker()
+    stamps = [node.publish_and_wait(frames[i]).header.stamp for i in range(4)]
+    assert all(s.state == 0 for s in node.status.messages), "frames before init must be IDLE"
+    old_stamp = stamp_ns(stamps[0])
+    box = tuple(float(v) for v in gt[0])
+
+    if method == "service":
+        reply = node.init_service(old_stamp, box, target_id="walker", label="person")
+        assert reply.accepted, reply.reason
+    elif method == "topic":
+        from ocean_ros_msgs.msg import TargetInit
+
+        msg = TargetInit(x=box[0], y=box[1], width=box[2], height=box[3], target_id="walker", label="person")
+        msg.header.stamp = make_stamp(old_stamp)
+        node.init_pub.publish(msg)
+    else:
+        from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
+
+        msg = Detection2D(id="walker")
+        msg.header.stamp = make_stamp(old_stamp)
+        msg.bbox.center.position.x, msg.bbox.center.position.y = box[0] + box[2] / 2, box[1] + box[3] / 2
+        msg.bbox.size_x, msg.bbox.size_y = box[2], box[3]
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = "person", 0.9
+        msg.results.append(hypothesis)
+        node.init_det_pub.publish(msg)
+
+    live = range(4, 9)
+    statuses = [node.publish_and_wait(frames[i]) for i in live]
+    assert [s.state for s in statuses] != [0] * len(statuses), "the init did not take effect"
+    first_tracked = next(k for k, s in enumerate(statuses) if s.state != 0)
+    for status in statuses[first_tracked:]:
+        assert stamp_ns(status.init_stamp) == old_stamp
+        assert (status.target_id, status.label) == ("walker", "person")
+    expected = offline_boxes(frames, box, 0, range(1, 9))
+    for index, status in zip(live, statuses, strict=True):
+        if status.state == 0:
+            continue
+        (array,) = node.detections_for(stamp_ns(status.header.stamp))
+        np.testing.assert_allclose(detection_box(array), expected[index], atol=1e-3)
+        assert array.detections[0].id == "walker"
+        assert array.detections[0].results[0].hypothesis.class_id == "person"
+
+
+def test_reset_returns_to_idle_and_stops_detections(tracker, crossing):
+    frames, gt = crossing
+    node = tracker()
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    assert node.publish_and_wait(frames[1]).state == 1
+    reply = node.reset()
+    assert reply.success
+    after = node.publish_and_wait(frames[2])
+    assert after.state == 0 and after.target_id == ""
+    assert node.detections_for(stamp_ns(after.header.stamp)) == []
+
+
+def test_init_refusals_carry_reasons(tracker, crossing):
+    frames, gt = crossing
+    node = tracker(probe=False)
+    before = node.init_service(0, tuple(gt[0]))
+    assert not before.accepted and "no frame received yet" in before.reason
+    node.wait_ready()
+    first = node.publish_and_wait(frames[0])
+    stamp = stamp_ns(first.header.stamp)
+    cases = {
+        (float("nan"), 10.0, 20.0, 20.0): "NaN",
+        (10.0, 10.0, 0.0, 20.0): "positive width and height",
+        (1000.0, 1000.0, 20.0, 20.0): "outside",
+    }
+    for box, words in cases.items():
+        reply = node.init_service(stamp, box)
+        assert not reply.accepted and words in reply.reason, reply.reason
+    reply = node.init_service(stamp - 10_000_000_000, tuple(gt[0]))
+    assert not reply.accepted and "older than the ring" in reply.reason
+    reply = node.init_service(stamp + 10_000_000_000, tuple(gt[0]))
+    assert not reply.accepted and "future" in reply.reason
+    # the node still works: a good init on the same frame is accepted and tracking proceeds
+    assert node.init_service(stamp, tuple(gt[0])).accepted
+    assert node.publish_and_wait(frames[1]).state == 1
+
+
+def test_bad_frames_are_refused_counted_and_tracking_continues(tracker, crossing):
+    """Each bad frame is refused and counted under its reason; the next good frame is still tracked."""
+    from sensor_msgs.msg import Image
+
+    frames, gt = crossing
+    node = tracker(max_image_pixels=500_000)
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    last = node.publish_and_wait(frames[1])
+    assert last.state == 1
+    cases = [
+        ("duplicate_stamp", lambda: node.publish(frames[2], stamp=stamp_ns(last.header.stamp))),
+        ("out_of_order", lambda: node.publish(frames[2], stamp=stamp_ns(last.header.stamp) - 5)),
+        ("bad_image", lambda: node.publish(None, raw=Image(height=240, width=360, encoding="yuv422", step=720,
+                                                           data=bytes(720 * 240)))),
+        ("bad_image", lambda: node.publish(None, raw=Image(height=240, width=360, encoding="bgr8", step=1080,
+                                                           data=bytes(100)))),
+        ("too_large", lambda: node.publish(np.zeros((1000, 1000, 3), np.uint8))),
+        ("size_changed", lambda: node.publish(frames[2][:200, :300].copy())),
+    ]
+    for index, (reason, send) in enumerate(cases):
+        before = last.frames_rejected
+        for _attempt in range(3):  # best-effort transport may lose a frame; a refusal is what we wait for
+            bad = send()
+            last = node.publish_and_wait(frames[2 + index])
+            if last.frames_rejected > before:
+                break
+        assert last.frames_rejected == before + 1, f"{reason}: not counted once"
+        assert last.state == 1, f"tracking stopped after {reason}"
+        if reason != "duplicate_stamp":
+            assert node.detections_for(bad.stamp_ns) == []
+    assert all(len(node.detections_for(s.stamp_ns)) <= 1 for s in node.sent), "a frame produced two outputs"
+    diag = node.diagnostics.wait_for(
+        1, 5.0, lambda ms: any(kv.key == "rejected_size_changed" for m in ms for s in m.status for kv in s.values)
+    )
+    values = {kv.key: int(kv.value) for m in diag for s in m.status for kv in s.values if kv.key.startswith("rej")}
+    assert values == {"rejected_bad_image": 2, "rejected_duplicate_stamp": 1, "rejected_out_of_order": 1,
+                      "rejected_size_changed": 1, "rejected_too_large": 1}, values
+    assert node.process.proc.poll() is None
+
+
+def test_corrupt_compressed_frames_are_refused(tracker, crossing):
+    from sensor_msgs.msg import CompressedImage
+
+    frames, gt = crossing
+    node = tracker(compressed=True)
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    corrupt = node.publish(None, raw=CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg"))
+    status = node.publish_and_wait(frames[1])
+    assert status.state == 1 and status.frames_rejected >= 1
+    assert node.detections_for(corrupt.stamp_ns) == []
+
+
+def test_stale_frames_are_dropped_not_queued(tracker, crossing):
+    """Frames at 30 Hz into a CPU tracker that needs longer per frame: old frames are skipped, latency stays low."""
+    import time
+
+    frames, gt = crossing
+    node = tracker()
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    sent = []
+    for i in range(1, 24):
+        sent.append(node.publish(frames[i]))
+        time.sleep(1 / 30)
+    last = node.status_for(sent[-1].stamp_ns, timeout=30)
+    processed = [m for m in node.status.messages if stamp_ns(m.header.stamp) in {s.stamp_ns for s in sent}]
+    stamps = [stamp_ns(m.header.stamp) for m in processed]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), "processed out of order or twice"
+    assert last.frames_dropped > 0 and len(processed) < len(sent), "nothing was dropped under overload"
+    # each processed frame yields exactly one detection array with the image's header
+    for status in processed:
+        arrays = node.detections_for(stamp_ns(status.header.stamp))
+        assert len(arrays) == (1 if status.state != 0 else 0)
+        if arrays:
+            assert arrays[0].header == status.header
+    # no queue: the newest frame is answered within a couple of processing times, not after the backlog
+    worst = max(m.total_ms for m in processed)
+    median_network = float(np.median([m.network_ms + m.crop_ms + m.post_ms for m in processed]))
+    assert worst < 3 * median_network + 500, (worst, median_network)
+
+
+def test_lifecycle_transitions_and_silence_when_inactive(tracker, crossing, ros_session):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    frames, gt = crossing
+    node = tracker(autostart=False)
+    peer = node.session.node
+    change = peer.create_client(ChangeState, f"{node.ns}/ocean_tracker/change_state")
+    get = peer.create_client(GetState, f"{node.ns}/ocean_tracker/get_state")
+    assert change.wait_for_service(timeout_sec=90)
+
+    def transition(tid):
+        reply = node.call(change, ChangeState.Request(transition=Transition(id=tid)), 60)
+        assert reply.success, tid
+        return node.call(get, GetState.Request(), 10).current_state.label
+
+    assert node.call(get, GetState.Request(), 10).current_state.label == "unconfigured"
+    assert transition(Transition.TRANSITION_CONFIGURE) == "inactive"
+    assert transition(Transition.TRANSITION_ACTIVATE) == "active"
+    node.wait_ready()
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    assert node.publish_and_wait(frames[1]).state == 1
+
+    assert transition(Transition.TRANSITION_DEACTIVATE) == "inactive"
+    count_status, count_det = len(node.status.messages), len(node.detections.messages)
+    for i in range(2, 6):
+        node.publish(frames[i])
+    node.status.wait_quiet(1.5, 3.0)
+    assert len(node.status.messages) == count_status and len(node.detections.messages) == count_det
+
+    assert transition(Transition.TRANSITION_ACTIVATE) == "active"
+    assert node.publish_and_wait(frames[6]).state == 1, "target kept across deactivate/activate"
+    assert transition(Transition.TRANSITION_DEACTIVATE) == "inactive"
+    assert transition(Transition.TRANSITION_CLEANUP) == "unconfigured"
+
+
+def test_configuration_fails_loudly_without_weights_and_on_unknown_parameters(node_process, ros_session):
+    from lifecycle_msgs.srv import GetState
+    from tracker_harness import node_argv
+
+    no_weights = node_process(node_argv("/noweights", {"device": "cpu"}))
+    unknown = node_process(node_argv("/unknown", {"checkpoint": "/nonexistent.pth", "penalty_kk": 0.1}))
+    peer = ros_session("lifecycle_peer").node
+    for ns, process, words in (
+        ("/noweights", no_weights, "researchmm/TracKit"),
+        ("/unknown", unknown, "unknown parameter(s): penalty_kk"),
+    ):
+        client = peer.create_client(GetState, f"{ns}/ocean_tracker/get_state")
+        assert client.wait_for_service(timeout_sec=90), process.output()
+        state = TrackerHarness.call(client, GetState.Request(), 10).current_state.label
+        assert state == "unconfigured", state
+        assert words in process.output()
+        assert process.proc.poll() is None, "the node must stay up, unconfigured"
+
+
+def test_runtime_parameters_apply_and_read_only_ones_refuse(tracker):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import DescribeParameters, SetParameters
+
+    node = tracker()
+    peer = node.session.node
+    setter = peer.create_client(SetParameters, f"{node.ns}/ocean_tracker/set_parameters")
+    describe = peer.create_client(DescribeParameters, f"{node.ns}/ocean_tracker/describe_parameters")
+    assert setter.wait_for_service(timeout_sec=30)
+
+    def set_double(name, value):
+        param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
+        return node.call(setter, SetParameters.Request(parameters=[param]), 10).results[0]
+
+    assert set_double("window_influence", 0.2).successful
+    assert not set_double("window_influence", 1.5).successful  # outside the declared range
+    assert not set_double("context_amount", 0.4).successful  # read-only
+    described = node.call(describe, DescribeParameters.Request(names=["lr", "checkpoint", "device"]), 10)
+    lr, checkpoint, device = described.descriptors
+    assert lr.floating_point_range[0].to_value == 1.0 and not lr.read_only and "size learning rate" in lr.description
+    assert checkpoint.read_only and device.read_only
+
+
+def test_debug_image_and_diagnostics(tracker, crossing):
+    from sensor_msgs.msg import Image
+
+    frames, gt = crossing
+    node = tracker()
+    debug = node.session.collector(Image, f"{node.ns}/ocean_tracker/debug_image", 10)
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    for i in range(1, 4):
+        node.publish_and_wait(frames[i])
+    images = debug.wait_for(1, 10)
+    assert images and (images[-1].height, images[-1].width, images[-1].encoding) == (240, 360, "bgr8")
+    diag = node.diagnostics.wait_for(2, 5.0)
+    ours = [s for m in diag for s in m.status if node.ns in s.name]
+    assert ours, "no diagnostics from the node"
+    keys = {kv.key for kv in ours[-1].values}
+    assert {"state", "rate_hz", "latency_p50_ms", "latency_p99_ms", "device", "frames_dropped",
+            "frames_rejected"} <= keys
