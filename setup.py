@@ -10,6 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["data/README.md", "data/Crossing/groundtruth_rect.txt", "data/Crossing/img/*.jpg"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -28,6 +29,7 @@ setup(
             "ocean_info = ocean_ros.tools.info:main",
             "ocean_frame_source = ocean_ros.tools.frame_source:main",
             "ocean_track_sequence = ocean_ros.tools.track_sequence:main",
+            "ocean_demo = ocean_ros.tools.demo:main",
             "ocean_tracker = ocean_ros.ros.tracker_node:main",
             "pan_tilt_follower = ocean_ros.follow.pan_tilt_node:main",
             "drone_follower = ocean_ros.follow.drone_node:main",

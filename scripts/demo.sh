@@ -1,19 +1,11 @@
 #!/usr/bin/env bash
-# Main job: set up .venv if needed, then track a bundled real sequence with the Ocean tracker and print
-# per-frame boxes, speed and accuracy.
-#   scripts/demo.sh [SEQUENCE_FOLDER] [ocean_track_sequence options...]
-# Weights: $OCEAN_CHECKPOINT (e.g. an official OceanV.pth); default: the reference checkpoint of the project's
-# data folder, which has TracKit's exact format but random values (it proves the computation, it tracks nothing).
+# Main job: set up .venv if needed, then run the tracker node end to end on the bundled real sequence
+# (ocean_ros/data/Crossing): frames published at 30 Hz as a camera would, the first ground-truth box sent as the
+# init, detections collected; prints frames, latency and accuracy, and writes the boxes file.
+#   scripts/demo.sh [ocean_demo options...]     e.g. --checkpoint OceanV.pth --device cuda --sequence DIR
+# Weights: --checkpoint or $OCEAN_CHECKPOINT (an official Ocean .pth, README 'Checkpoints'); without one the
+# node runs random weights and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/setup_env.py >&2
-
-data="${OCEAN_ROS_DATA:-../shared/data}"
-sequence="${1:-$data/sequences/Crossing}"
-shift $(( $# > 0 ? 1 : 0 ))
-checkpoint="${OCEAN_CHECKPOINT:-$data/golden/ocean_random_seed1.pth}"
-if [ ! -f "$checkpoint" ]; then
-  echo "no checkpoint at $checkpoint: set OCEAN_CHECKPOINT to an Ocean .pth (README 'Checkpoints')" >&2
-  exit 2
-fi
-exec .venv/bin/ocean_track_sequence "$sequence" --checkpoint "$checkpoint" "$@"
+exec .venv/bin/ocean_demo "$@"

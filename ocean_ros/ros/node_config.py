@@ -33,9 +33,10 @@ class NodeConfig:
     ring_size: int = param_field(
         30, "recent frames kept for initialisation on the frame a box was drawn on (frames)", range=(1, 1000)
     )
-    init_catch_up: bool = param_field(
-        True, "after an init on an older frame, track the newer buffered frames (unpublished) to reach the "
-        "present", runtime_safe=True,
+    init_catch_up: int = param_field(
+        10, "after an init on an older frame, track up to this many of the newer buffered frames (evenly spaced, "
+        "unpublished) to reach the present; 0 jumps straight to the newest frame (frames)", range=(0, 1000),
+        runtime_safe=True,
     )
     max_image_pixels: int = param_field(
         16_777_216, "frames with more pixels (width*height) are refused (pixels)", range=(1, 1 << 31),

@@ -79,6 +79,24 @@ def yaml_text(preset: str = "OTB2015") -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_table() -> str:
+    """The README's parameter table, generated from the schemas (a test keeps the README in step)."""
+    rows = ["| parameter | default | range / choices | run time | description |", "|---|---|---|---|---|"]
+    for spec in (*TrackerConfig.parameters(), *NodeConfig.parameters()):
+        if spec.choices is not None:
+            allowed = ", ".join(f"`{c}`" for c in spec.choices)
+        elif spec.range is not None:
+            allowed = f"{spec.range[0]:g} … {spec.range[1]:g}"
+        else:
+            allowed = ""
+        default = _yaml_value(spec.default).strip('"') or '""'
+        rows.append(
+            f"| `{spec.name}` | `{default}` | {allowed} | {'yes' if spec.runtime_safe else 'read-only'} | "
+            f"{spec.description.replace('|', '/')} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def _yaml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -87,12 +105,29 @@ def _yaml_value(value: Any) -> str:
     return repr(value)
 
 
+README_BEGIN, README_END = "<!-- params:begin -->", "<!-- params:end -->"
+
+
+def readme_with_table(readme: str) -> str:
+    """``readme`` with the text between the parameter-table markers replaced by :func:`markdown_table`."""
+    head, rest = readme.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_BEGIN}\n{markdown_table()}{README_END}{tail}"
+
+
 if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    target = Path(__file__).resolve().parents[2] / "config" / "tracker.yaml"
-    if sys.argv[1:] == ["--check"]:
-        sys.exit(0 if target.read_text() == yaml_text() else 1)
-    target.write_text(yaml_text())
-    print(f"wrote {target}")
+    root = Path(__file__).resolve().parents[2]
+    targets = {root / "config" / "tracker.yaml": yaml_text, root / "README.md": None}
+    stale = []
+    for target in targets:
+        current = target.read_text()
+        wanted = yaml_text() if target.suffix == ".yaml" else readme_with_table(current)
+        if current != wanted:
+            stale.append(target)
+            if sys.argv[1:] != ["--check"]:
+                target.write_text(wanted)
+                print(f"wrote {target}")
+    sys.exit(1 if stale and sys.argv[1:] == ["--check"] else 0)

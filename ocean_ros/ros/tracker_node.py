@@ -159,7 +159,7 @@ class TrackerNode(LifecycleNode):
             log.error(f"cannot build the tracker: {err}")
             return TransitionCallbackReturn.FAILURE
         if not node_config.checkpoint:
-            log.warn("RANDOM WEIGHTS: no checkpoint given and allow_random_weights is true; the boxes are "
+            log.warning("RANDOM WEIGHTS: no checkpoint given and allow_random_weights is true; the boxes are "
                      f"meaningless. {WEIGHTS_HELP}")
         self._node_config = node_config
         self._ring = FrameRing(node_config.ring_size)
@@ -262,7 +262,7 @@ class TrackerNode(LifecycleNode):
         throttle = self._node_config.log_throttle if self._node_config else 2.0
         if now - self._last_warn.get(reason, -1e9) >= throttle:
             self._last_warn[reason] = now
-            self.get_logger().warn(f"refused ({reason}, {self._rejected[reason]} so far): {detail}")
+            self.get_logger().warning(f"refused ({reason}, {self._rejected[reason]} so far): {detail}")
 
     def _reject_size(self, shape: tuple[int, ...], target_shape: tuple[int, int]) -> None:
         self._reject(
@@ -397,11 +397,10 @@ class TrackerNode(LifecycleNode):
             engine.update_config(payload)
         elif kind == "init":
             request, stamped = payload
-            catch_up: list[StampedFrame] = []
-            if self._node_config.init_catch_up:
-                limit = pending.frame.stamp_ns if pending is not None else self._last_stamp_ns + 1
-                with self._cond:
-                    catch_up = [f for f in self._ring.newer_than(stamped.stamp_ns) if f.stamp_ns < limit]
+            limit = pending.frame.stamp_ns if pending is not None else self._last_stamp_ns + 1
+            with self._cond:
+                newer = [f for f in self._ring.newer_than(stamped.stamp_ns) if f.stamp_ns < limit]
+            catch_up = spaced(newer, self._node_config.init_catch_up)
             target_id = request.target_id or self._node_config.default_target_id
             engine.initialize(
                 stamped.frame_bgr, request.box_xywh, target_id, request.label, stamped.header.stamp, catch_up
@@ -493,6 +492,16 @@ class TrackerNode(LifecycleNode):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
+
+
+def spaced(frames: list[StampedFrame], count: int) -> list[StampedFrame]:
+    """At most ``count`` of ``frames``, evenly spaced and ending with the newest (all when they fit)."""
+    if count <= 0 or not frames:
+        return []
+    if len(frames) <= count:
+        return frames
+    picks = np.linspace(len(frames) - 1, 0, count, endpoint=False)[::-1]
+    return [frames[int(round(i))] for i in picks]
 
 
 def main(argv: list[str] | None = None) -> int:
