@@ -18,7 +18,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from ocean_ros.core.config import preset_names
 
     parser = argparse.ArgumentParser(prog="ocean_track_sequence", description=__doc__.splitlines()[0])
-    parser.add_argument("sequence", help="OTB (img/ + groundtruth_rect.txt) or VOT (color/ + groundtruth.txt) folder")
+    parser.add_argument("sequence", help="sequence folder: OTB/DTB70, VOT, GOT-10k or LaSOT layout (see ocean-eval)")
     parser.add_argument("--checkpoint", required=True, help="TracKit .pth (e.g. OceanV.pth) or an ocean_ros checkpoint")
     parser.add_argument("--preset", default="OTB2015", choices=preset_names(), help="hyper-parameter preset")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from ocean_ros.core.checkpoint import load_model
     from ocean_ros.core.config import TrackerConfig
     from ocean_ros.core.tracker import OceanTracker
-    from ocean_ros.eval.metrics import center_error, iou, precision_at, success_auc
+    from ocean_ros.eval.metrics import auc, precision_at, success_curve
+    from ocean_ros.eval.overlap import box_iou, center_error
     from ocean_ros.eval.sequences import open_sequence
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -65,13 +66,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result.state.value:<8} {times[-1] * 1000:6.1f} ms")
 
     pred = np.asarray(boxes)
-    overlaps = iou(pred[1:], sequence.ground_truth[1:])
-    errors = center_error(pred[1:], sequence.ground_truth[1:])
+    valid = np.all(np.isfinite(sequence.ground_truth[1:]), axis=1)
+    overlaps = box_iou(pred[1:][valid], sequence.ground_truth[1:][valid])
+    errors = center_error(pred[1:][valid], sequence.ground_truth[1:][valid])
     if args.output:
-        Path(args.output).write_text("".join(f"{x:.4f},{y:.4f},{w:.4f},{h:.4f}\n" for x, y, w, h in boxes))
+        # the dataset's own convention (1-based for OTB/DTB70), as ocean-eval writes result files
+        offset = sequence.annotation_offset
+        Path(args.output).write_text(
+            "".join(f"{x + offset:.4f},{y + offset:.4f},{w:.4f},{h:.4f}\n" for x, y, w, h in boxes)
+        )
     ms = np.asarray(times) * 1000
     print(f"speed: {1000 / ms.mean():.1f} fps (median {np.median(ms):.1f} ms/frame, p99 {np.percentile(ms, 99):.1f})")
-    print(f"accuracy: success AUC {success_auc(overlaps):.3f}, mean IoU {np.nanmean(overlaps):.3f}, "
+    print(f"accuracy: success AUC {auc(success_curve(overlaps)):.3f}, mean IoU {np.nanmean(overlaps):.3f}, "
           f"precision@20px {precision_at(errors):.3f}")
     return 0
 

@@ -1,0 +1,444 @@
+"""``ocean-eval``: run, score and plot the Ocean tracker on benchmark sequences and bags.
+
+  ocean-eval run PATH... --checkpoint W.pth     track sequences offline (core tracker), write results + summary
+  ocean-eval score DATASET RESULTS              score result files (any tracker's) against the ground truth
+  ocean-eval plot DATASET RESULTS... -o P.png   success / precision plots; --video renders a sequence
+  ocean-eval bag make SEQUENCE OUT_BAG          write a rosbag2 (mcap / sqlite3) from a sequence
+  ocean-eval bag replay BAG --checkpoint W.pth  play a bag through the real ocean_tracker node and score it
+  ocean-eval bag score BAG                      score detections recorded in a bag against its ground truth
+  ocean-eval bag info BAG                       list a bag's topics
+
+Boxes are x,y,w,h. Result files follow each dataset's ground-truth convention (1-based for OTB, UAV123, DTB70 and
+LaSOT; 0-based for VOT, GOT-10k and bags), so community toolkits read them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocean_ros.eval.sequences import AnnotationError, Sequence
+
+SUMMARY_CSV = "summary.csv"
+SUMMARY_JSON = "summary.json"
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot work; printed without a traceback."""
+
+
+def parse_frames(text: str | None) -> tuple[int, int | None] | None:
+    """``START:STOP`` (0-based, STOP exclusive, either may be empty) -> (start, stop)."""
+    if not text:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise UsageError(f"--frames wants START:STOP (0-based, STOP exclusive), got {text!r}")
+    try:
+        start = int(parts[0]) if parts[0] else 0
+        stop = int(parts[1]) if parts[1] else None
+    except ValueError:
+        raise UsageError(f"--frames wants integers START:STOP, got {text!r}") from None
+    return start, stop
+
+
+def parse_param(text: str) -> tuple[str, str]:
+    """``name:=value`` (ROS style) or ``name=value``."""
+    for separator in (":=", "="):
+        if separator in text:
+            name, value = text.split(separator, 1)
+            if name:
+                return name, value
+    raise UsageError(f"node parameter must be NAME:=VALUE, got {text!r}")
+
+
+# --- shared option groups -----------------------------------------------------------------------------------------
+def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sequences", nargs="+", metavar="NAME", help="only these sequences (default: all)")
+    parser.add_argument("--frames", metavar="START:STOP", help="only these frames of each sequence (0-based)")
+    parser.add_argument("--layout", choices=("DTB70",), help="label OTB-style folders DTB70")
+    parser.add_argument("--subset", help="UAV123 annotation subset (UAV123, UAV20L, ...)")
+
+
+def _add_tracker_options(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
+    from ocean_ros.core.config import preset_names
+
+    parser.add_argument("--checkpoint", required=checkpoint_required, type=Path,
+                        help="Ocean weights (TracKit .pth such as OceanV.pth, or an ocean_ros checkpoint)")
+    parser.add_argument("--preset", default="OTB2015", choices=preset_names(), help="hyper-parameter preset")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    parser.add_argument("--crop-backend", default="opencv", choices=("opencv", "torch"),
+                        help="crop implementation (opencv: TracKit bit-exact; default)")
+    online = parser.add_mutually_exclusive_group()
+    online.add_argument("--online", dest="online", action="store_true", default=None,
+                        help="use the online classifier branch")
+    online.add_argument("--no-online", dest="online", action="store_false", help="offline Siamese tracker only")
+
+
+def _add_summary_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocean-eval", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawTextHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="track sequences or datasets with the core tracker and score them")
+    run.add_argument("paths", nargs="+", type=Path, help="sequence or dataset folders (layout detected)")
+    _add_tracker_options(run)
+    _add_dataset_options(run)
+    run.add_argument("--protocol", default="auto", choices=("auto", "one-pass", "supervised"),
+                     help="auto: supervised (re-initialise after failures) for VOT, one-pass otherwise")
+    run.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
+    run.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results)")
+    run.add_argument("--name", help="tracker name: results go to OUTPUT/NAME (default: Ocean-PRESET)")
+    _add_summary_options(run)
+
+    score = commands.add_parser("score", help="score existing result files against a dataset's ground truth")
+    score.add_argument("dataset", type=Path, help="sequence or dataset folder")
+    score.add_argument("results", type=Path, help="folder of result files (<seq>.txt, <seq>/<seq>_001.txt, ...)")
+    _add_dataset_options(score)
+    score.add_argument("--output", type=Path, help="where summary.csv / summary.json go (default: RESULTS)")
+
+    plot = commands.add_parser("plot", help="success / precision plots of result sets; render a sequence")
+    plot.add_argument("dataset", type=Path, help="sequence or dataset folder")
+    plot.add_argument("results", nargs="+", type=Path, help="result folders to compare")
+    plot.add_argument("--names", nargs="+", help="legend names (default: the folders' names)")
+    _add_dataset_options(plot)
+    plot.add_argument("-o", "--output", type=Path, help="PNG with the success and precision plots")
+    plot.add_argument("--title", default="", help="plot title (default: the dataset's name)")
+    plot.add_argument("--dpi", type=int, default=100)
+    plot.add_argument("--video", type=Path, help="render a sequence with ground truth and boxes (.gif, .mp4, .avi)")
+    plot.add_argument("--video-sequence", help="which sequence to render (default: the first)")
+    plot.add_argument("--fps", type=float, default=15.0, help="frame rate of the rendering")
+    plot.add_argument("--scale", type=float, default=1.0, help="resize factor of rendered frames")
+    plot.add_argument("--step", type=int, default=1, help="render every STEP-th frame")
+    plot.add_argument("--max-frames", type=int, help="render at most this many frames")
+
+    bag = commands.add_parser("bag", help="rosbag2: make from a sequence, replay through the node, score")
+    bag_commands = bag.add_subparsers(dest="bag_command", required=True, metavar="BAG_COMMAND")
+    _build_bag_parsers(bag_commands)
+    return parser
+
+
+def _build_bag_parsers(commands: Any) -> None:
+    from ocean_ros.eval import bag_io
+
+    make = commands.add_parser("make", help="write a bag (images, ground truth, init) from a sequence")
+    make.add_argument("sequence", type=Path, help="sequence folder (any supported layout)")
+    make.add_argument("bag", type=Path, help="bag folder to create")
+    make.add_argument("--storage", default="mcap", choices=bag_io.STORAGES)
+    make.add_argument("--compressed", action="store_true", help="sensor_msgs/CompressedImage instead of Image")
+    make.add_argument("--format", default="jpeg", choices=("jpeg", "png"),
+                      help="compressed format (JPEG frames are stored as they are on disk)")
+    make.add_argument("--jpeg-quality", type=int, default=95)
+    make.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (frames per second)")
+    make.add_argument("--start", type=float, default=bag_io.DEFAULT_START_NS / 1e9, help="first stamp (s)")
+    make.add_argument("--frame-id", default="camera", help="header.frame_id of every message")
+    make.add_argument("--image-topic", help="default /camera/image_raw (+ /compressed)")
+    make.add_argument("--gt-topic", default=bag_io.DEFAULT_GT_TOPIC)
+    make.add_argument("--init-topic", default=bag_io.DEFAULT_INIT_TOPIC)
+    make.add_argument("--target-id", default="target")
+    make.add_argument("--label", default="")
+    make.add_argument("--frames", metavar="START:STOP", help="only these frames (0-based)")
+    make.add_argument("--target", type=int, help="target number of a multi-target OTB folder")
+    make.add_argument("--layout", choices=("DTB70",))
+    _add_summary_options(make)
+
+    replay = commands.add_parser("replay", help="play a bag through a fresh ocean_tracker node and score it")
+    replay.add_argument("bag", type=Path)
+    _add_tracker_options(replay, checkpoint_required=False)
+    pacing = replay.add_mutually_exclusive_group()
+    pacing.add_argument("--rate", type=float, default=1.0, help="real-time factor (1.0 = the bag's frame rate)")
+    pacing.add_argument("--lockstep", action="store_true",
+                        help="as fast as the node answers: each frame waits for the previous frame's output")
+    replay.add_argument("--image-topic", help="the bag's image topic (default: its only Image/CompressedImage)")
+    replay.add_argument("--gt-topic", help="the bag's ground-truth Detection2DArray topic")
+    replay.add_argument("--init-topic", help="the bag's TargetInit topic (default: its only one)")
+    replay.add_argument("--namespace", default="/ocean_eval", help="namespace of the node started for the replay")
+    replay.add_argument("--lost-threshold", type=float, default=0.0,
+                        help="node lost_threshold; 0 (default) reports a box on every frame, as benchmarks need")
+    replay.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="extra node parameter (repeatable)")
+    replay.add_argument("--no-loopback", action="store_true",
+                        help="for real deployments: keep this shell's DDS settings instead of the loopback-only "
+                             "environment (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, SHM + 127.0.0.1 profile)")
+    replay.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one frame's output")
+    replay.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the node")
+    replay.add_argument("--output", type=Path, default=Path("results/replay"),
+                        help="folder for the result file, summary.csv / summary.json and the node's log")
+    replay.add_argument("--record", type=Path, help="also write ground truth and the node's outputs to this bag")
+    replay.add_argument("--record-storage", default="mcap", choices=bag_io.STORAGES)
+    _add_summary_options(replay)
+
+    score = commands.add_parser("score", help="score a bag holding detections and ground truth")
+    score.add_argument("bag", type=Path)
+    score.add_argument("--gt-topic", help=f"ground-truth Detection2DArray topic (default {bag_io.DEFAULT_GT_TOPIC})")
+    score.add_argument("--detections-topic", help=f"tracker output (default {bag_io.DEFAULT_DETECTIONS_TOPIC})")
+    score.add_argument("--status-topic", help="TrackerStatus topic for latencies (default: the bag's only one)")
+    score.add_argument("--init-topic", help="TargetInit topic naming the first frame (default: the bag's only one)")
+    score.add_argument("--image-topic", help="image topic, for the image size (default: the bag's only one)")
+    score.add_argument("--output", type=Path, help="folder for summary.csv / summary.json")
+
+    info = commands.add_parser("info", help="list a bag's topics, types and message counts")
+    info.add_argument("bag", type=Path)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+def _open_sequences(path: Path, args: argparse.Namespace) -> tuple[str, list[Sequence]]:
+    from ocean_ros.eval.datasets import open_dataset
+
+    dataset = open_dataset(path, layout=getattr(args, "layout", None), subset=getattr(args, "subset", None))
+    dataset = dataset.select(getattr(args, "sequences", None))
+    frames = parse_frames(getattr(args, "frames", None))
+    sequences = list(dataset.sequences)
+    if frames is not None:
+        sequences = [s.sliced(*frames) for s in sequences]
+    return dataset.name, sequences
+
+
+def _emit_summary(scores: list[Any], extras: dict[str, dict[str, Any]] | None, folder: Path | None,
+                  meta: dict[str, Any]) -> None:
+    from ocean_ros.eval.report import format_table, summary_document, write_csv, write_json
+    from ocean_ros.eval.scoring import summarize
+
+    summary = summarize(scores)
+    print(format_table(scores, summary, extras))
+    if folder is not None:
+        write_csv(folder / SUMMARY_CSV, scores, summary, extras)
+        write_json(folder / SUMMARY_JSON, summary_document(scores, summary, extras, meta))
+        print(f"summary: {folder / SUMMARY_CSV}, {folder / SUMMARY_JSON}")
+
+
+def _progress(total: int, desc: str, args: argparse.Namespace) -> Any:
+    from ocean_ros.eval.progress import progress_bar
+
+    return progress_bar(total, desc, enabled=not getattr(args, "no_progress", False))
+
+
+# --- commands -----------------------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.results import result_paths, write_times, write_trajectory
+    from ocean_ros.eval.runner import TrackerSpec, build_tracker, run_one_pass, run_supervised
+    from ocean_ros.eval.scoring import score_sequence
+
+    spec = TrackerSpec(args.checkpoint, args.preset, args.device, args.online, args.crop_backend, args.half)
+    datasets = [_open_sequences(path, args) for path in args.paths]
+    tracker = build_tracker(spec)
+    name = args.name or spec.name
+    root = args.output / name
+    total = sum(len(s) for _, seqs in datasets for s in seqs)
+    bar = _progress(total, "tracking", args)
+    scores = []
+    try:
+        for dataset_name, sequences in datasets:
+            folder = root / dataset_name if len(datasets) > 1 else root
+            for sequence in sequences:
+                bar.set_description(sequence.name)
+                supervised = args.protocol == "supervised" or (args.protocol == "auto" and sequence.layout == "VOT")
+                runner = run_supervised if supervised else run_one_pass
+                trajectory = runner(tracker, sequence, bar.update)
+                layout = "VOT-supervised" if supervised else sequence.layout
+                boxes_path, times_path = result_paths(folder, sequence.name, layout)
+                write_trajectory(boxes_path, trajectory, sequence.annotation_offset)
+                write_times(times_path, trajectory.times)
+                scores.append(score_sequence(sequence, trajectory))
+                bar.set_postfix_str(f"{sequence.name}: {scores[-1].fps:.1f} fps")
+    finally:
+        bar.close()
+    meta = {"command": "run", "tracker": name, "checkpoint": str(args.checkpoint), "preset": args.preset,
+            "device": args.device, "crop_backend": args.crop_backend, "online": args.online,
+            "protocol": args.protocol, "datasets": [str(p) for p in args.paths], "frames": args.frames,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    print(f"results: {root}")
+    _emit_summary(scores, None, root, meta)
+    return 0
+
+
+def _score_folder(dataset: Path, results: Path, args: argparse.Namespace) -> tuple[str, list[Any]]:
+    from ocean_ros.eval.results import load_result
+    from ocean_ros.eval.scoring import score_sequence
+
+    name, sequences = _open_sequences(dataset, args)
+    frames = parse_frames(getattr(args, "frames", None))
+    scores = []
+    for sequence in sequences:
+        trajectory = load_result(results, sequence.name, sequence.annotation_offset)
+        if frames is not None and len(trajectory) != len(sequence):
+            picked = slice(*frames)
+            trajectory.boxes = trajectory.boxes[picked]
+            for attr in ("markers", "times", "scores"):
+                if getattr(trajectory, attr) is not None:
+                    setattr(trajectory, attr, getattr(trajectory, attr)[picked])
+        scores.append(score_sequence(sequence, trajectory))
+    return name, scores
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    _, scores = _score_folder(args.dataset, args.results, args)
+    meta = {"command": "score", "dataset": str(args.dataset), "results": str(args.results)}
+    _emit_summary(scores, None, args.output or args.results, meta)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.plots import plot_curves, render_frames, write_animation
+    from ocean_ros.eval.results import load_result
+    from ocean_ros.eval.scoring import summarize
+
+    if args.output is None and args.video is None:
+        raise UsageError("nothing to draw: give --output for the plots and/or --video for a rendering")
+    names = args.names or [p.name for p in args.results]
+    if len(names) != len(args.results):
+        raise UsageError(f"--names has {len(names)} names for {len(args.results)} result folders")
+    if args.output is not None:
+        summaries = {}
+        dataset_name = args.dataset.name
+        for label, folder in zip(names, args.results, strict=True):
+            dataset_name, scores = _score_folder(args.dataset, folder, args)
+            summaries[label] = summarize(scores)
+            print(f"{label}: AUC {summaries[label].auc:.3f}, precision@20px {summaries[label].precision:.3f}")
+        print(f"plots: {plot_curves(summaries, args.output, args.title or dataset_name, args.dpi)}")
+    if args.video is not None:
+        _, sequences = _open_sequences(args.dataset, args)
+        if args.video_sequence:
+            sequences = [s for s in sequences if s.name == args.video_sequence]
+            if not sequences:
+                raise UsageError(f"no sequence {args.video_sequence} to render")
+        sequence = sequences[0]
+        trajectories = {}
+        frames = parse_frames(args.frames)
+        for label, folder in zip(names, args.results, strict=True):
+            trajectory = load_result(folder, sequence.name, sequence.annotation_offset)
+            if frames is not None and len(trajectory) != len(sequence):
+                trajectory.boxes = trajectory.boxes[slice(*frames)]
+            trajectories[label] = trajectory
+        rendered = render_frames(sequence, trajectories, args.scale, args.step, args.max_frames)
+        print(f"rendering: {write_animation(rendered, args.video, args.fps)}")
+    return 0
+
+
+def cmd_bag_make(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.bag_io import BagWriteOptions, make_bag
+    from ocean_ros.eval.sequences import open_sequence
+
+    if args.layout:
+        from ocean_ros.eval.datasets import read_sequence_folder
+
+        candidates = read_sequence_folder(args.sequence, args.layout)
+        sequence = candidates[0] if args.target is None else open_sequence(args.sequence, args.target)
+    else:
+        sequence = open_sequence(args.sequence, args.target)
+    frames = parse_frames(args.frames)
+    if frames is not None:
+        sequence = sequence.sliced(*frames)
+    options = BagWriteOptions(
+        storage=args.storage, compressed=args.compressed, compressed_format=args.format,
+        jpeg_quality=args.jpeg_quality, fps=args.fps, frame_id=args.frame_id, start_ns=int(round(args.start * 1e9)),
+        image_topic=args.image_topic, gt_topic=args.gt_topic, init_topic=args.init_topic,
+        target_id=args.target_id, label=args.label,
+    )
+    bar = _progress(len(sequence), "writing", args)
+    try:
+        counts = make_bag(sequence, args.bag, options, bar.update)
+    finally:
+        bar.close()
+    print(f"{args.bag} ({args.storage}): " + ", ".join(f"{topic} {n}" for topic, n in counts.items()))
+    return 0
+
+
+def _report_bag_run(run: Any, folder: Path | None, meta: dict[str, Any]) -> None:
+    from ocean_ros.eval.bag_scoring import score_bag_run
+    from ocean_ros.eval.results import write_times, write_trajectory
+
+    score, extras = score_bag_run(run)
+    if folder is not None:
+        trajectory = run.trajectory()
+        trajectory.boxes[0] = run.ground_truth[0]
+        write_trajectory(folder / f"{run.name}.txt", trajectory, run.annotation_offset)
+        write_times(folder / "times" / f"{run.name}_time.txt", np.nan_to_num(trajectory.times, nan=0.0))
+    _emit_summary([score], {run.name: extras, "OVERALL": extras}, folder, meta)
+
+
+def cmd_bag_replay(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.replay import ReplayOptions, replay_bag
+
+    if args.checkpoint is None:
+        raise UsageError("--checkpoint is required (the node refuses to run without weights)")
+    args.output.mkdir(parents=True, exist_ok=True)
+    options = ReplayOptions(
+        checkpoint=args.checkpoint.resolve(), preset=args.preset, device=args.device, crop_backend=args.crop_backend,
+        online=args.online, lost_threshold=args.lost_threshold, rate=0.0 if args.lockstep else args.rate,
+        namespace=args.namespace, image_topic=args.image_topic, gt_topic=args.gt_topic, init_topic=args.init_topic,
+        node_params=tuple(parse_param(p) for p in args.param), loopback=not args.no_loopback,
+        frame_timeout_s=args.timeout, startup_timeout_s=args.startup_timeout,
+        log_path=(args.output / "ocean_tracker.log").resolve(), record=args.record,
+        record_storage=args.record_storage,
+    )
+    if args.rate <= 0 and not args.lockstep:
+        raise UsageError("--rate must be positive; use --lockstep for as fast as the node answers")
+    from ocean_ros.eval.bag_io import bag_topics
+
+    total = sum(t.count for t in bag_topics(args.bag).values() if t.msgtype.startswith("sensor_msgs/msg/"))
+    bar = _progress(total, "replaying", args)
+    try:
+        run = replay_bag(args.bag, options, bar.update)
+    finally:
+        bar.close()
+    meta = {"command": "bag replay", "bag": str(args.bag), "checkpoint": str(args.checkpoint),
+            "preset": args.preset, "device": args.device, "crop_backend": args.crop_backend,
+            "pacing": "lockstep" if args.lockstep else f"rate {args.rate:g}", "loopback": not args.no_loopback,
+            "node_log": str(options.log_path)}
+    print(f"node log: {options.log_path}")
+    _report_bag_run(run, args.output, meta)
+    return 0
+
+
+def cmd_bag_score(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.bag_scoring import read_bag_run
+
+    run = read_bag_run(args.bag, args.gt_topic, args.detections_topic, args.status_topic, args.init_topic,
+                       args.image_topic)
+    _report_bag_run(run, args.output, {"command": "bag score", "bag": str(args.bag)})
+    return 0
+
+
+def cmd_bag_info(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.bag_io import bag_topics
+
+    for info in bag_topics(args.bag).values():
+        print(f"{info.topic:40s} {info.msgtype:40s} {info.count}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ocean-eval``; returns the exit code (0 ok, 2 usage or data error, 1 run failure)."""
+    args = build_parser().parse_args(argv)
+    handlers = {"run": cmd_run, "score": cmd_score, "plot": cmd_plot}
+    bag_handlers = {"make": cmd_bag_make, "replay": cmd_bag_replay, "score": cmd_bag_score, "info": cmd_bag_info}
+    handler = bag_handlers[args.bag_command] if args.command == "bag" else handlers[args.command]
+    from ocean_ros.eval.bag_io import BagError
+    from ocean_ros.eval.replay import ReplayError
+
+    try:
+        return handler(args)
+    except (AnnotationError, BagError, FileNotFoundError, ValueError) as err:
+        # ValueError also covers the core refusing a configuration (e.g. --online with offline weights)
+        print(f"ocean-eval: error: {err}", file=sys.stderr)
+        return 2
+    except NotImplementedError as err:
+        print(f"ocean-eval: not available: {err}", file=sys.stderr)
+        return 2
+    except ReplayError as err:
+        print(f"ocean-eval: replay failed: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Per-sequence tracking results in memory and in the community's file layouts.
+
+A result file holds one line per frame: ``x,y,w,h`` in the *same* convention as the dataset's ground-truth file
+(1-based for OTB, UAV123, DTB70 and LaSOT, 0-based for VOT and GOT-10k), so other toolkits score it against the
+raw annotation files. Supervised (VOT) runs write VOT's markers instead of a box: ``1`` initialisation, ``2``
+failure, ``0`` skipped frame. Layouts inside a results folder, all accepted when reading:
+
+- one-pass (OTB toolkit style): ``<seq>.txt``, times in ``times/<seq>_time.txt``
+- GOT-10k: ``<seq>/<seq>_001.txt``, times in ``<seq>/<seq>_time.txt``
+- VOT: ``baseline/<seq>/<seq>_001.txt``, times in ``baseline/<seq>/<seq>_time.txt``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ocean_ros.core.geometry import polygon_to_xywh
+from ocean_ros.eval.sequences import AnnotationError, parse_rows
+
+BOX = -1
+SKIPPED = 0
+INIT = 1
+FAILURE = 2
+
+
+@dataclass
+class Trajectory:
+    """A tracker's output on one sequence.
+
+    ``boxes``: ``[N, 4]`` xywh, 0-based pixels, NaN where the tracker gave no box. ``markers``: per-frame VOT
+    codes for supervised runs (``BOX`` where a box was reported), None for one-pass runs. ``times``: seconds per
+    frame (NaN where unknown), ``scores``: the tracker's confidence per frame (NaN where none).
+    """
+
+    boxes: np.ndarray
+    markers: np.ndarray | None = None
+    times: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def supervised(self) -> bool:
+        return self.markers is not None
+
+
+def _format_box(box: np.ndarray, offset: float) -> str:
+    x, y, w, h = (float(v) for v in box)
+    return f"{x + offset:.4f},{y + offset:.4f},{w:.4f},{h:.4f}"
+
+
+def write_trajectory(path: Path, trajectory: Trajectory, offset: float = 0.0) -> None:
+    """Write boxes (``offset`` added to x, y) or, for supervised runs, VOT markers; NaN boxes as ``nan`` rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, box in enumerate(trajectory.boxes):
+        marker = BOX if trajectory.markers is None else int(trajectory.markers[i])
+        lines.append(_format_box(box, offset) if marker == BOX else str(marker))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_times(path: Path, times: np.ndarray) -> None:
+    """One time per line, seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{t:.6f}\n" for t in np.asarray(times, dtype=np.float64)))
+
+
+def read_trajectory(path: Path, offset: float = 0.0) -> Trajectory:
+    """Read a result file: rows of 4 values (box), 8 (polygon, converted to a box) or 1 (VOT marker).
+
+    ``offset`` is subtracted from x, y. A file with any marker row is a supervised run.
+    """
+    rows = parse_rows(path.read_text(), path)
+    boxes = np.full((len(rows), 4), np.nan)
+    markers = np.full(len(rows), BOX, dtype=np.int64)
+    for i, row in enumerate(rows):
+        if len(row) == 1:
+            if row[0] not in (SKIPPED, INIT, FAILURE):
+                raise AnnotationError(f"{path}, row {i + 1}: marker {row[0]:g} is not 0, 1 or 2")
+            markers[i] = int(row[0])
+        elif len(row) == 4:
+            boxes[i] = row
+        elif len(row) == 8:
+            boxes[i] = polygon_to_xywh(row) if np.all(np.isfinite(row)) else np.nan
+        else:
+            raise AnnotationError(f"{path}, row {i + 1}: {len(row)} values; expected 4 (x,y,w,h), 8 or 1 (marker)")
+    boxes[:, :2] -= offset
+    supervised = bool(np.any(markers != BOX))
+    return Trajectory(boxes, markers if supervised else None)
+
+
+def result_paths(folder: Path, name: str, layout: str) -> tuple[Path, Path]:
+    """Where to write ``name``'s boxes and times for a dataset ``layout`` (see the module docstring)."""
+    if layout == "GOT-10k":
+        return folder / name / f"{name}_001.txt", folder / name / f"{name}_time.txt"
+    if layout == "VOT-supervised":
+        return folder / "baseline" / name / f"{name}_001.txt", folder / "baseline" / name / f"{name}_time.txt"
+    return folder / f"{name}.txt", folder / "times" / f"{name}_time.txt"
+
+
+def find_result(folder: Path, name: str) -> tuple[Path, Path | None] | None:
+    """The result file of sequence ``name`` in any accepted layout and its times file (None if absent)."""
+    candidates = [
+        (folder / f"{name}.txt", folder / "times" / f"{name}_time.txt"),
+        (folder / name / f"{name}_001.txt", folder / name / f"{name}_time.txt"),
+        (folder / "baseline" / name / f"{name}_001.txt", folder / "baseline" / name / f"{name}_time.txt"),
+        (folder / name / f"{name}.txt", None),
+    ]
+    for boxes, times in candidates:
+        if boxes.is_file():
+            return boxes, times if times is not None and times.is_file() else None
+    return None
+
+
+def load_result(folder: Path, name: str, offset: float = 0.0) -> Trajectory:
+    """Read ``name``'s result (and times, when present) from a results folder; an error lists what was tried."""
+    found = find_result(folder, name)
+    if found is None:
+        raise AnnotationError(
+            f"no result for sequence {name} in {folder} (looked for {name}.txt, {name}/{name}_001.txt, "
+            f"baseline/{name}/{name}_001.txt)"
+        )
+    trajectory = read_trajectory(found[0], offset)
+    if found[1] is not None:
+        times = np.asarray([r[0] for r in parse_rows(found[1].read_text(), found[1]) if r], dtype=np.float64)
+        if len(times) == len(trajectory):
+            trajectory.times = times
+    return trajectory
