@@ -19,47 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from ocean_ros.ros.dds import loopback_environment
+from ocean_ros.ros.session import RosSession as BaseSession
 
 
-class RosSession:
-    """A private rclpy context with one node, spun by a background executor thread."""
+class RosSession(BaseSession):
+    """:class:`ocean_ros.ros.session.RosSession` with message collectors for assertions."""
 
     def __init__(self, name: str = "ocean_test", domain_id: int | None = None) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.context = Context()
-        init_kwargs: dict[str, Any] = {"context": self.context}
-        if domain_id is not None:
-            init_kwargs["domain_id"] = domain_id
-        rclpy.init(**init_kwargs)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name=f"{name}_spin", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            while self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except ExternalShutdownException:
-            pass
+        super().__init__(name, domain_id)
 
     def collector(self, msg_type: type, topic: str, qos: Any = 10) -> MessageCollector:
         """Subscribe to ``topic`` and keep every message with its receive time."""
         return MessageCollector(self.node, msg_type, topic, qos)
-
-    def close(self) -> None:
-        import rclpy
-
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5)
-        self.executor.shutdown(timeout_sec=1)
-        self.node.destroy_node()
 
 
 @dataclass

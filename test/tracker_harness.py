@@ -11,6 +11,7 @@ import numpy as np
 from ros_helpers import NodeProcess, RosSession, console_script
 
 from ocean_ros.ros.image_conversion import array_to_image, bgr8_to_compressed
+from ocean_ros.ros.session import call_service
 
 
 def stamp_ns(stamp: Any) -> int:
@@ -142,12 +143,9 @@ class TrackerHarness:
 
     @staticmethod
     def call(client: Any, request: Any, timeout: float) -> Any:
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert future.done(), f"service {client.srv_name} did not answer within {timeout}s"
-        return future.result()
+        result = call_service(client, request, timeout)
+        assert result is not None, f"service {client.srv_name} did not answer within {timeout}s"
+        return result
 
     def detections_for(self, stamp: int) -> list[Any]:
         return [m for m in self.detections.messages if stamp_ns(m.header.stamp) == stamp]

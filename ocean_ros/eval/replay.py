@@ -38,8 +38,9 @@ from ocean_ros.eval.bag_io import (
     read_messages,
 )
 from ocean_ros.eval.bag_scoring import BagRun, ground_truth_frames, image_resolution, start_index
+from ocean_ros.ros.params import NODE_NAME
+from ocean_ros.ros.session import RosSession, call_service
 
-NODE_NAME = "ocean_tracker"
 RESEND_AFTER_S = 3.0
 
 
@@ -179,25 +180,17 @@ class _NodeProcess:
         self._log.close()
 
 
-class _Peer:
+class _Peer(RosSession):
     """This process' side of the graph: image publisher, init client, output subscriptions."""
 
     def __init__(self, namespace: str, compressed: bool, outputs: _Outputs, domain_id: int | None) -> None:
-        import rclpy
         from ocean_ros_msgs.msg import TrackerStatus
         from ocean_ros_msgs.srv import InitTarget
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CompressedImage, Image
         from vision_msgs.msg import Detection2DArray
 
-        self.context = Context()
-        kwargs: dict[str, Any] = {"context": self.context}
-        if domain_id is not None:
-            kwargs["domain_id"] = domain_id
-        rclpy.init(**kwargs)
-        self.node = rclpy.create_node("ocean_eval_replay", context=self.context)
+        super().__init__("ocean_eval_replay", domain_id)
         reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         image_type, suffix = (CompressedImage, "image/compressed") if compressed else (Image, "image")
         base = f"{namespace.rstrip('/')}/{NODE_NAME}"
@@ -206,19 +199,6 @@ class _Peer:
         self.init_client = self.node.create_client(InitTarget, f"{base}/init_target")
         self.node.create_subscription(Detection2DArray, f"{base}/detections", outputs.on_detections, reliable)
         self.node.create_subscription(TrackerStatus, f"{base}/status", outputs.on_status, reliable)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name="ocean_eval_replay_spin", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            while self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except ExternalShutdownException:
-            pass
 
     def init(self, target: Any, timeout: float) -> Any:
         """Call ``~/init_target`` with a TargetInit (rosbags message); returns the response or None on timeout."""
@@ -231,19 +211,7 @@ class _Peer:
         request.target.x, request.target.y = float(target.x), float(target.y)
         request.target.width, request.target.height = float(target.width), float(target.height)
         request.target.target_id, request.target.label = target.target_id, target.label
-        future = self.init_client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return future.result() if future.done() else None
-
-    def close(self) -> None:
-        import rclpy
-
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5)
-        self.executor.shutdown(timeout_sec=1)
-        self.node.destroy_node()
+        return call_service(self.init_client, request, timeout)
 
 
 def _wait_ready(peer: _Peer, node: _NodeProcess, timeout: float) -> None:

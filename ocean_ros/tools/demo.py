@@ -79,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args, sequence, count, namespace, node) -> int:
-    import rclpy
     from ocean_ros_msgs.msg import TrackerStatus
     from ocean_ros_msgs.srv import InitTarget
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
@@ -90,13 +88,10 @@ def run(args, sequence, count, namespace, node) -> int:
 
     from ocean_ros.ros.image_conversion import array_to_image
     from ocean_ros.ros.messages import stamp_to_ns
+    from ocean_ros.ros.session import RosSession
 
-    rclpy.init()
-    peer = rclpy.create_node("ocean_demo_camera")
-    executor = SingleThreadedExecutor()
-    executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    session = RosSession("ocean_demo_camera")
+    peer = session.node
     received: dict[int, tuple[float, Detection2DArray]] = {}
     statuses: dict[int, TrackerStatus] = {}
     lock = threading.Lock()
@@ -149,9 +144,7 @@ def run(args, sequence, count, namespace, node) -> int:
             time.sleep(0.05)
         return report(args, sequence, sent, received, statuses)
     finally:
-        executor.shutdown()
-        peer.destroy_node()
-        rclpy.try_shutdown()
+        session.close()
 
 
 def wait_for(condition, timeout: float, lock: threading.Lock, node: subprocess.Popen) -> bool:
@@ -169,6 +162,8 @@ def send_init(client, sequence, sent, statuses, lock) -> bool:
     """Init on the first frame the node has acknowledged (its status arrived), with that frame's ground truth."""
     from ocean_ros_msgs.srv import InitTarget
 
+    from ocean_ros.ros.session import call_service
+
     with lock:
         seen = [stamp for stamp in sent if stamp in statuses]
     if not seen:
@@ -180,11 +175,7 @@ def send_init(client, sequence, sent, statuses, lock) -> bool:
     request.target.header.stamp.sec, request.target.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
     request.target.x, request.target.y, request.target.width, request.target.height = x, y, w, h
     request.target.target_id, request.target.label = "target", "demo"
-    future = client.call_async(request)
-    deadline = time.monotonic() + 10
-    while not future.done() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    reply = future.result() if future.done() else None
+    reply = call_service(client, request, 10.0)
     if reply is None or not reply.accepted:
         print(f"init refused: {reply.reason if reply else 'no answer'}", file=sys.stderr)
         return False
