@@ -51,6 +51,22 @@ def sequences_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def online_checkpoint(golden_dir, tmp_path_factory) -> Path:
+    """The reference online checkpoint, merged as golden/README.md says: the seed-1 tensors except align_head.*,
+    plus the online extras (layeronline and classifier)."""
+    import torch
+
+    base = torch.load(golden_dir / "ocean_random_seed1.pth", weights_only=True)
+    extra = torch.load(golden_dir / "ocean_online_extra_seed2.pth", weights_only=True)
+    merged = {k: v for k, v in base.items() if not k.startswith("align_head.")}
+    assert len(merged) == 400 and len(extra) == 122
+    merged.update(extra)
+    path = tmp_path_factory.mktemp("online") / "ocean_online_merged.pth"
+    torch.save(merged, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def ros_domain_id() -> int:
     """The random ROS domain id of this test run (loopback only)."""
     return int(LOOPBACK_ENV["ROS_DOMAIN_ID"])

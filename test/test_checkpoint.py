@@ -16,7 +16,7 @@ from ocean_ros.core.checkpoint import (
     read_state_dict,
     save_checkpoint,
 )
-from ocean_ros.core.model import OceanNet, OceanNetConfig
+from ocean_ros.core.model import OceanNet, OceanNetConfig, OnlineOceanNet
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +146,51 @@ def test_online_backbone_keys_build_layeronline(tmp_path, state):
         assert net.online_features(torch.randn(1, 3, 224, 224)).shape == (1, 1024, 13, 13)
 
 
-def test_online_classifier_keys_are_not_supported_yet(tmp_path, state):
-    sd = {**half(state), "classifier.filter_optimizer.log_step_length": torch.zeros(1)}
-    with pytest.raises(CheckpointError, match="online classifier is not implemented") as err:
+@pytest.fixture(scope="module")
+def online_extra() -> dict[str, torch.Tensor]:
+    """`layeronline` (114 tensors) and `classifier.*` (8) of an online net, as TracKit's online files add them."""
+    torch.manual_seed(9)
+    online = OnlineOceanNet(OceanNetConfig(align=False)).state_dict()
+    extra = {k: v for k, v in online.items() if ".layeronline." in k or k.startswith("classifier.")}
+    assert sum(k.startswith("classifier.") for k in extra) == 8
+    return extra
+
+
+def test_online_classifier_checkpoint_loads_strictly(tmp_path, state, online_extra):
+    sd = {k: v for k, v in state.items() if not k.startswith("align_head.")}
+    net, meta = load_model(write(tmp_path, half({**sd, **online_extra})))
+    assert isinstance(net, OnlineOceanNet) and meta["classifier"]
+    assert meta["variant"] == {"align": False, "online": True}
+    assert_weights(net, {k: v.half().float() for k, v in online_extra.items() if v.is_floating_point()})
+    assert not any(p.requires_grad for p in net.parameters())
+    with torch.inference_mode():
+        assert net.classification_features(torch.randn(1, 3, 224, 224)).shape == (1, 512, 13, 13)
+
+
+def test_online_classifier_keys_missing_or_unexpected_are_named(tmp_path, state, online_extra):
+    sd = {**half(state), **half(online_extra)}
+    del sd["classifier.filter_optimizer.log_step_length"]
+    with pytest.raises(CheckpointError, match=r"missing keys \(1: classifier\.filter_optimizer\.log_step_length\)"):
         load_model(write(tmp_path, sd))
-    assert "classifier.filter_optimizer.log_step_length" in str(err.value)
+    sd = {**half(state), **half(online_extra), "classifier.filter_optimizer.extra": torch.zeros(1)}
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(1: classifier\.filter_optimizer\.extra\)"):
+        load_model(write(tmp_path, sd))
+
+
+def test_classifier_without_online_backbone_names_the_missing_layer(tmp_path, state, online_extra):
+    classifier = {k: v for k, v in online_extra.items() if k.startswith("classifier.")}
+    with pytest.raises(CheckpointError, match=r"missing keys \(95: features\.features\.layeronline\."):
+        load_model(write(tmp_path, half({**state, **classifier})))
+
+
+def test_own_format_round_trip_of_an_online_net(tmp_path, state, online_extra):
+    net, _ = load_model(write(tmp_path, {**state, **online_extra}, "trackit.pth"))
+    path = tmp_path / "ours.pth"
+    save_checkpoint(path, net, {"preset": "VOT2019ON"})
+    again, meta = load_model(path)
+    assert isinstance(again, OnlineOceanNet) and meta["classifier"] and meta["format"] == FORMAT
+    for key, value in net.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
 
 
 def test_infer_net_config():

@@ -31,11 +31,11 @@ def checkpoint(golden_dir):
 def tracker(ros_session, node_process, checkpoint):
     """Factory: start a tracker node process with params, return a ready harness."""
 
-    def make(compressed: bool = False, probe: bool = True, **params):
+    def make(compressed: bool = False, probe: bool = True, weights=None, **params):
         ns = f"/t{next(_namespaces)}"
         if compressed:
             params.setdefault("image_transport", "compressed")
-        process = start_tracker(node_process, ns, checkpoint, **params)
+        process = start_tracker(node_process, ns, weights or checkpoint, **params)
         harness = TrackerHarness(ros_session(f"peer{ns[2:]}"), ns, compressed=compressed)
         if params.get("autostart", True):
             try:
@@ -335,3 +335,15 @@ def test_debug_image_and_diagnostics(tracker, crossing):
     keys = {kv.key for kv in ours[-1].values}
     assert {"state", "rate_hz", "latency_p50_ms", "latency_p99_ms", "device", "frames_dropped",
             "frames_rejected"} <= keys
+
+
+def test_online_preset_reports_the_online_branch_in_status(tracker, crossing, online_checkpoint):
+    """An online checkpoint and preset: the node fuses the online branch and says what it did per frame."""
+    frames, gt = crossing
+    node = tracker(weights=online_checkpoint, preset="VOT2019ON")
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    statuses = [node.publish_and_wait(frames[i], timeout=60) for i in range(1, 4)]
+    assert all(s.online_enabled for s in statuses)
+    assert all(s.online_flag in ("normal", "hard_negative", "uncertain", "not_found") for s in statuses), statuses
+    assert all(s.online_ms > 0 for s in statuses)

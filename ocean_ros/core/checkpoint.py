@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .model import OceanNet, OceanNetConfig
+from .model import OceanNet, OceanNetConfig, OnlineOceanNet
 
 FORMAT = "ocean_ros.v1"
 TRACKIT_FORMAT = "trackit"
@@ -152,6 +152,11 @@ def infer_net_config(state_dict: dict[str, Tensor]) -> OceanNetConfig:
     )
 
 
+def has_classifier(state_dict: dict[str, Tensor]) -> bool:
+    """True when a prefix-stripped state dict holds online classifier weights (`classifier.*`)."""
+    return any(k.startswith(_CLASSIFIER_PREFIX) for k in state_dict)
+
+
 def _check_against(net: OceanNet, state: dict[str, Tensor], path: str) -> None:
     expected = {k: v for k, v in net.state_dict().items() if not k.endswith(_SKIPPED_SUFFIX)}
     missing = expected.keys() - state.keys()
@@ -184,18 +189,14 @@ def load_model(
     """Build the Ocean variant a checkpoint holds and load it strictly.
 
     Returns (eval-mode net on device/dtype, metadata). Metadata: path, format ("trackit" or "ocean_ros.v1"),
-    variant {"align", "online"}, config (our stored config, else {}), stripped_prefixes, file_dtypes.
+    variant {"align", "online"}, classifier (bool), config (our stored config, else {}), stripped_prefixes,
+    file_dtypes. A file with online classifier weights (`classifier.*`, as TracKit's `OceanV19on.pth`) gives an
+    :class:`OnlineOceanNet` (Siamese net + `layeronline` + classifier), checked as strictly as the rest.
     Raises CheckpointError on any mismatch.
     """
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     state, meta = _read(path)
-    classifier = [k for k in state if k.startswith(_CLASSIFIER_PREFIX)]
-    if classifier:
-        raise CheckpointError(
-            f"{meta['path']} holds online classifier weights ({_key_list(classifier)}); "
-            "the online classifier is not implemented in this version"
-        )
     config = infer_net_config(state)
     variant = {"align": config.align, "online": config.online}
     if meta["variant"] is not None and meta["variant"] != variant:
@@ -203,7 +204,9 @@ def load_model(
             f"{meta['path']}: stored variant {meta['variant']} disagrees with its keys ({variant})"
         )
     meta["variant"] = variant
-    net = OceanNet(config)
+    meta["classifier"] = has_classifier(state)
+    # Classifier keys make the online variant (with `layeronline`), so a file lacking those keys is named.
+    net = OnlineOceanNet(config) if meta["classifier"] else OceanNet(config)
     _check_against(net, state, meta["path"])
     state = {k: v.to(torch.float32) for k, v in state.items()}
     # A NaN/inf anywhere makes the sum non-finite; the exact per-element test runs only on suspects.

@@ -26,6 +26,7 @@ from .geometry import (
     search_crop_side,
     template_crop_side,
 )
+from .online import OnlineBranch, OnlineParams
 from .siamese import (
     ScoreGrid,
     StepParams,
@@ -37,7 +38,15 @@ from .siamese import (
 )
 from .types import Box, TrackResult, TrackState
 
-__all__ = ["OceanTracker", "check_init_box", "to_bgr"]
+__all__ = ["OceanTracker", "OnlineUnsupportedError", "check_init_box", "to_bgr"]
+
+
+class OnlineUnsupportedError(NotImplementedError, ValueError):
+    """``config.online`` with a model that does not implement the online classifier (no ``classifier``).
+
+    A ValueError (a bad model/config pairing) that is also a NotImplementedError, which is what callers got
+    before the online branch existed.
+    """
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -125,8 +134,11 @@ class OceanTracker:
         self.device = torch.device(device)
         if config.half and self.device.type != "cuda":
             raise ValueError(f"half precision needs a CUDA device, got {self.device}")
-        if config.online:
-            raise NotImplementedError("the online classifier is not implemented yet; use an offline preset")
+        if config.online and not getattr(model, "has_classifier", False):
+            raise OnlineUnsupportedError(
+                "config.online is set but the model has no online classifier: load an online checkpoint "
+                "(classifier.* and layeronline weights, e.g. OceanV19on.pth)"
+            )
         if config.align and not getattr(model, "has_align", False):
             raise ValueError("config.align is set but the model has no object-aware head (align_head)")
         self._net_dtype = torch.float16 if config.half else torch.float32
@@ -134,6 +146,9 @@ class OceanTracker:
         self._config = config
         self._params = self._step_params(config)
         self._grids: dict[int, ScoreGrid] = {}
+        self._online: OnlineBranch | None = None
+        if config.online:
+            self._online = OnlineBranch(self.model, OnlineParams.from_config(config), self.device)
         self.reset()
 
     # --- configuration
@@ -151,6 +166,8 @@ class OceanTracker:
             raise ValueError(f"not changeable at run time (create a new tracker): {', '.join(unsafe)}")
         self._config = self._config.replace(**changes)
         self._params = self._step_params(self._config)
+        if self._online is not None:
+            self._online.params = OnlineParams.from_config(self._config)
         return self._config
 
     @staticmethod
@@ -162,6 +179,11 @@ class OceanTracker:
             align_ratio=config.align_ratio,
             online_ratio=config.online_ratio,
         )
+
+    @property
+    def online_branch(self) -> OnlineBranch | None:
+        """The online classifier's per-target state and schedule (None when ``config.online`` is off)."""
+        return self._online
 
     # --- state
     @property
@@ -188,6 +210,8 @@ class OceanTracker:
         self._image_wh = (0, 0)
         self._low_frames = 0
         self._frame_index = 0
+        if self._online is not None:
+            self._online.reset()
 
     # --- tracking
     @torch.inference_mode()
@@ -209,6 +233,8 @@ class OceanTracker:
                 search_size, self.device, cfg.exemplar_size, cfg.total_stride
             )
         self.reset()
+        if self._online is not None:
+            self._online.initialize(frame_to_device(frame, self.device), center, size)
         self._zf, self._avg_chans, self._fill = zf, avg, fill
         self._center, self._size = center, size
         self._search_size = search_size
@@ -232,6 +258,12 @@ class OceanTracker:
         size_s = self._search_size
         scale_z, side = search_crop_side(*self._size, cfg.context_amount, cfg.exemplar_size, size_s)
         frame_t = frame_to_device(frame, self.device) if cfg.crop_backend == "torch" else None
+        online = None
+        if self._online is not None:
+            if frame_t is None:
+                frame_t = frame_to_device(frame, self.device)
+            online = self._online.score(frame_t)
+            timer.mark("online")
         x = self._crop(frame, frame_t, self._center, size_s, side, self._avg_chans, self._fill)
         timer.mark("crop")
         out = self.model.track(x, self._zf, use_align=cfg.align)
@@ -239,7 +271,8 @@ class OceanTracker:
         grid = self._grids[size_s]
         score = fuse_scores(out.cls, out.align if cfg.align else None, cfg.align_ratio)
         target_wh = (self._size[0] * scale_z, self._size[1] * scale_z)
-        step = select_peak(score, decode_boxes(out.reg, grid), grid, target_wh, self._params)
+        online_map = online.scores if online is not None else None
+        step = select_peak(score, decode_boxes(out.reg, grid), grid, target_wh, self._params, online_map)
         self._center, self._size, _ = update_state(
             self._center, self._size, step, scale_z, size_s, cfg.lr, self._image_wh
         )
@@ -248,18 +281,27 @@ class OceanTracker:
         self._low_frames = self._low_frames + 1 if low else 0
         self._state = TrackState.LOST if self._low_frames >= cfg.lost_frames else TrackState.TRACKING
         timer.mark("post")
+        flag, updated = "", False
+        if self._online is not None and online is not None:
+            flag, updated = self._online.update(online, self._center, self._size, self._image_wh)
+            timer.mark("online_update")
+        timings = timer.finish()
+        if "online_update" in timings:
+            timings["online"] += timings.pop("online_update")
         box = Box.from_center(*self._center, *self._size)
         return TrackResult(
             box_xywh=box.as_tuple(),
             score=step.score,
             state=self._state,
-            timings=timer.finish(),
+            timings=timings,
             search_size=size_s,
             crop_side=side,
             scale_z=scale_z,
             peak=(step.row, step.col),
             pscore=step.pscore,
             frame_index=self._frame_index,
+            online_flag=flag,
+            online_updated=updated,
         )
 
     def _crop(

@@ -69,7 +69,8 @@ class TrackResult:
 
     ``box_xywh`` is in 0-based frame pixels and not clamped to the image (TracKit writes cx - w/2 as is).
     ``score`` is the fused classification sigmoid at the chosen cell, in [0, 1]. ``timings`` holds
-    milliseconds per stage: ``crop``, ``network``, ``post``, ``total``.
+    milliseconds per stage: ``crop``, ``network``, ``post``, ``total``, plus ``online`` (sampling, scoring,
+    memory and filter update of the online classifier) when it is enabled.
     """
 
     box_xywh: tuple[float, float, float, float]
@@ -88,6 +89,10 @@ class TrackResult:
     """the selection score at the peak (penalised, windowed, fused), unitless"""
     frame_index: int = 0
     """frames processed since initialize (1 = first tracked frame)"""
+    online_flag: str = ""
+    """online localisation flag: normal, hard_negative, uncertain or not_found; "" when online is off"""
+    online_updated: bool = False
+    """True when the online filter was re-optimised on this frame (scheduled or hard-negative update)"""
 
     @property
     def box(self) -> Box:

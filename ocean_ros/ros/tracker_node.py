@@ -444,8 +444,9 @@ class TrackerNode(LifecycleNode):
             status.init_stamp = engine.init_stamp
         status.online_enabled = engine.online_enabled
         timings = result.timings if result is not None else {}
-        status.online_updated = bool(timings.get("online_updated", 0.0))
-        status.online_flag = getattr(result, "online_flag", "") or "" if result is not None else ""
+        if result is not None:
+            status.online_updated = bool(result.online_updated)
+            status.online_flag = result.online_flag
         status.convert_ms = float(convert_ms)
         status.crop_ms = float(timings.get("crop", 0.0))
         status.network_ms = float(timings.get("network", 0.0))
