@@ -26,6 +26,10 @@ class NodeConfig:
         False, "run with random weights when no checkpoint is given (tests and plumbing checks only)"
     )
     device: str = param_field("auto", "compute device: auto (CUDA when available), cpu, cuda or cuda:N")
+    cpu_threads: int = param_field(
+        0, "torch threads for CPU inference; 0 = one less than the CPU cores (at least 1), leaving a core for "
+        "image transport and callbacks (threads)", range=(0, 256),
+    )
     image_transport: str = param_field(
         "raw", "input: 'raw' subscribes sensor_msgs/Image on 'image', 'compressed' CompressedImage on "
         "'image/compressed'", choices=("raw", "compressed"),

@@ -5,6 +5,7 @@ Holds no ROS state besides building the debug image message; the node owns threa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,6 +123,8 @@ class TrackingEngine:
 def build_engine(tracker_config: TrackerConfig, node_config: NodeConfig) -> TrackingEngine:
     """Load the weights (or random ones when allowed) on the configured device and build the tracker."""
     device = resolve_device(node_config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(node_config.cpu_threads or max(1, (os.cpu_count() or 2) - 1))
     if tracker_config.half and device.type != "cuda":
         raise ValueError(f"half precision needs CUDA; the device is {device}")
     dtype = torch.float16 if tracker_config.half else torch.float32
