@@ -92,13 +92,13 @@ def ros_session() -> Iterator[Callable[..., object]]:
 @pytest.fixture
 def node_process(tmp_path: Path) -> Iterator[Callable[..., object]]:
     """Factory that starts ROS processes (console scripts) in the loopback environment; stopped after the test."""
-    from ros_helpers import NodeProcess
+    from ros_helpers import start_node_process
 
-    processes: list[NodeProcess] = []
+    processes: list = []
 
     def start(argv: list[str], domain_id: int | None = None, extra_env: dict[str, str] | None = None):
         log = tmp_path / f"process_{len(processes)}.log"
-        process = NodeProcess(argv, log, domain_id=domain_id, extra_env=extra_env)
+        process = start_node_process(argv, log, domain_id=domain_id, extra_env=extra_env)
         processes.append(process)
         return process
 

@@ -6,10 +6,7 @@ Every process and context created here uses the loopback-only DDS environment (`
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ocean_ros.ros.dds import loopback_environment
+from ocean_ros.ros.session import NodeProcess
 from ocean_ros.ros.session import RosSession as BaseSession
 
 
@@ -104,40 +102,10 @@ def console_script(name: str) -> str:
     return found
 
 
-class NodeProcess:
-    """A ROS process started with the loopback environment; output captured to a log file."""
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        log_path: Path,
-        domain_id: int | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> None:
-        env = loopback_environment(domain_id)
-        env.update(extra_env or {})
-        self.argv = list(argv)
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGINT, then SIGKILL after ``timeout``; returns the exit code."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-        return self.proc.returncode
+def start_node_process(
+    argv: Sequence[str], log_path: Path, domain_id: int | None = None, extra_env: dict[str, str] | None = None
+) -> NodeProcess:
+    """A ROS process started with the loopback environment (plus ``extra_env``); output captured to ``log_path``."""
+    env = loopback_environment(domain_id)
+    env.update(extra_env or {})
+    return NodeProcess(argv, env, log_path)

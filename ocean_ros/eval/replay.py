@@ -16,9 +16,7 @@ random domain); ``loopback=False`` keeps the caller's DDS settings, for real dep
 from __future__ import annotations
 
 import os
-import signal
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +37,7 @@ from ocean_ros.eval.bag_io import (
 )
 from ocean_ros.eval.bag_scoring import BagRun, ground_truth_frames, image_resolution, start_index
 from ocean_ros.ros.params import NODE_NAME
-from ocean_ros.ros.session import RosSession, call_service
+from ocean_ros.ros.session import NodeProcess, RosSession, call_service
 
 RESEND_AFTER_S = 3.0
 
@@ -152,34 +150,6 @@ class _Outputs:
             return True
 
 
-class _NodeProcess:
-    """The tracker node process with its output in a log file; stopped with SIGINT, then SIGKILL."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, chars: int = 3000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-
-
 class _Peer(RosSession):
     """This process' side of the graph: image publisher, init client, output subscriptions."""
 
@@ -214,7 +184,7 @@ class _Peer(RosSession):
         return call_service(self.init_client, request, timeout)
 
 
-def _wait_ready(peer: _Peer, node: _NodeProcess, timeout: float) -> None:
+def _wait_ready(peer: _Peer, node: NodeProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not peer.init_client.service_is_ready() or peer.image_pub.get_subscription_count() < 1:
         if not node.alive():
@@ -258,7 +228,7 @@ def replay_bag(bag: str | Path, options: ReplayOptions, on_frame: Callable[[], N
     if options.loopback:
         os.environ.update(env)  # this process' participant joins the node's loopback-only domain
     log_path = options.log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"ocean_eval_node_{os.getpid()}.log"
-    node = _NodeProcess(node_argv(options, compressed), env, log_path)
+    node = NodeProcess(node_argv(options, compressed), env, log_path)
     outputs = _Outputs()
     published: dict[int, float] = {}
     peer = None
@@ -282,7 +252,7 @@ def replay_bag(bag: str | Path, options: ReplayOptions, on_frame: Callable[[], N
 
 
 def _play(bag: Path, image_topic: str, init: Any, init_ns: int, options: ReplayOptions, peer: _Peer,
-          node: _NodeProcess, outputs: _Outputs, published: dict[int, float],
+          node: NodeProcess, outputs: _Outputs, published: dict[int, float],
           on_frame: Callable[[], None] | None) -> None:
     lockstep = options.rate <= 0
     clock_origin: tuple[float, int] | None = None  # (monotonic time, stamp) that pacing counts from

@@ -1,9 +1,14 @@
-"""A ROS participant inside a tool or test: its own rclpy context and node, spun by a background thread."""
+"""ROS participants of tools and tests: an in-process context spun by a thread, and node processes."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -54,3 +59,42 @@ def call_service(client: Any, request: Any, timeout: float) -> Any:
     while not future.done() and time.monotonic() < deadline:
         time.sleep(0.005)
     return future.result() if future.done() else None
+
+
+class NodeProcess:
+    """A ROS process in its own process group, output in a log file; stopped with SIGINT, then SIGKILL."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.argv = list(argv)
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.argv, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.output()[-chars:]
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGINT to the process group, SIGKILL after ``timeout`` s; returns the exit code."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return self.proc.returncode

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ocean_ros.ros.session import NodeProcess
 
 BUNDLED_SEQUENCE = Path(__file__).resolve().parent.parent / "data" / "Crossing"
 
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_node(args: argparse.Namespace, namespace: str, env: dict[str, str]) -> subprocess.Popen:
+def start_node(args: argparse.Namespace, namespace: str, env: dict[str, str]) -> NodeProcess:
     params = {"preset": args.preset, "device": args.device}
     if args.checkpoint:
         params["checkpoint"] = args.checkpoint
@@ -49,8 +49,7 @@ def start_node(args: argparse.Namespace, namespace: str, env: dict[str, str]) ->
     argv = [sys.executable, "-m", "ocean_ros.ros.tracker_node", "--ros-args", "-r", f"__ns:={namespace}"]
     for name, value in params.items():
         argv += ["-p", f"{name}:={value}"]
-    log = open(args.node_log, "wb")  # noqa: SIM115 - owned by the child process
-    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return NodeProcess(argv, env, Path(args.node_log))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,12 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args, sequence, count, namespace, node)
     finally:
-        if node.poll() is None:
-            os.killpg(node.pid, signal.SIGINT)
-            try:
-                node.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
+        node.stop(timeout=15)
 
 
 def run(args, sequence, count, namespace, node) -> int:
@@ -111,7 +105,7 @@ def run(args, sequence, count, namespace, node) -> int:
     init = peer.create_client(InitTarget, f"{base}/init_target")
     try:
         print(f"starting the tracker node (log: {args.node_log}) ...", flush=True)
-        if not init.wait_for_service(timeout_sec=120) or node.poll() is not None:
+        if not init.wait_for_service(timeout_sec=120) or not node.alive():
             print(f"the node did not come up; see {args.node_log}", file=sys.stderr)
             return 1
         while camera.get_subscription_count() < 1:
@@ -140,17 +134,17 @@ def run(args, sequence, count, namespace, node) -> int:
         time.sleep(1.0)
         deadline = time.monotonic() + 30
         last_stamp = max(sent)
-        while last_stamp not in statuses and time.monotonic() < deadline and node.poll() is None:
+        while last_stamp not in statuses and time.monotonic() < deadline and node.alive():
             time.sleep(0.05)
         return report(args, sequence, sent, received, statuses)
     finally:
         session.close()
 
 
-def wait_for(condition, timeout: float, lock: threading.Lock, node: subprocess.Popen) -> bool:
+def wait_for(condition, timeout: float, lock: threading.Lock, node: NodeProcess) -> bool:
     """Poll ``condition`` (under ``lock``) until true, the timeout, or the node's exit."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and node.poll() is None:
+    while time.monotonic() < deadline and node.alive():
         with lock:
             if condition():
                 return True
