@@ -21,6 +21,20 @@ from ocean_ros.ros.dds import apply_loopback_environment  # noqa: E402
 LOOPBACK_ENV = apply_loopback_environment()
 
 
+def modules_loaded_by_importing(names: list[str]) -> list[str]:
+    """Every module in sys.modules after a fresh interpreter imports ``names`` (nothing else preloaded)."""
+    import json
+    import subprocess
+
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO_ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def data_root() -> Path:
     """The shared data folder: $OCEAN_ROS_DATA, else ../shared/data beside the repository root."""
     return Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data"))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, modules_loaded_by_importing
 
 CORE = REPO_ROOT / "ocean_ros" / "core"
 ALLOWED_THIRD_PARTY = {"torch", "numpy", "cv2"}
@@ -55,14 +53,7 @@ def core_modules() -> list[str]:
 
 
 def test_importing_core_in_a_fresh_interpreter_loads_no_ros():
-    modules = core_modules()
-    code = (
-        "import importlib, json, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO_ROOT)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = modules_loaded_by_importing(core_modules())
     assert "ocean_ros.core" in loaded
     ros = [name for name in loaded if name.startswith(ROS_MODULE_PREFIXES)]
     assert ros == [], f"importing the core loaded ROS modules: {ros}"

@@ -4,13 +4,10 @@ and the purity of the modules (no ROS imports)."""
 from __future__ import annotations
 
 import ast
-import json
 import math
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, modules_loaded_by_importing
 
 from ocean_ros.follow.camera import CameraModel
 from ocean_ros.follow.drone import BodyVelocity, DroneConfig, DroneController, body_to_px4_ned, size_error
@@ -228,12 +225,5 @@ def test_pure_controller_modules_import_no_ros():
 
 
 def test_importing_the_pure_modules_loads_no_ros_in_a_fresh_interpreter():
-    names = [f"ocean_ros.follow.{name}" for name in PURE_MODULES]
-    code = (
-        "import importlib, json, sys\n"
-        f"for name in {names!r}: importlib.import_module(name)\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO_ROOT)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = modules_loaded_by_importing([f"ocean_ros.follow.{name}" for name in PURE_MODULES])
     assert [name for name in loaded if name.startswith(ROS_PREFIXES)] == []
