@@ -28,7 +28,6 @@ setup(
         "console_scripts": [
             "ocean_info = ocean_ros.tools.info:main",
             "ocean_frame_source = ocean_ros.tools.frame_source:main",
-            "ocean_track_sequence = ocean_ros.tools.track_sequence:main",
             "ocean_demo = ocean_ros.tools.demo:main",
             "ocean_tracker = ocean_ros.ros.tracker_node:main",
             "pan_tilt_follower = ocean_ros.follow.pan_tilt_node:main",

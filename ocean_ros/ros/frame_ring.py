@@ -36,9 +36,6 @@ class FrameRing:
     def push(self, frame: StampedFrame) -> None:
         self._frames.append(frame)
 
-    def clear(self) -> None:
-        self._frames.clear()
-
     def latest(self) -> StampedFrame:
         if not self._frames:
             raise FrameLookupError("no frame received yet")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +63,3 @@ def detection_array(header: Any, result: TrackResult | None, target_id: str, lab
     array.detections.append(detection)
     return array
 
-
-def finite_box(box: tuple[float, ...]) -> bool:
-    return all(math.isfinite(v) for v in box)

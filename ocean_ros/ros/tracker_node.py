@@ -101,8 +101,10 @@ class TrackerNode(LifecycleNode):
     def _read_configs(self) -> tuple[TrackerConfig, NodeConfig]:
         declared = {s.name for s in (*TrackerConfig.parameters(), *NodeConfig.parameters())}
         overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = sorted(name for name in overrides if name not in declared and not name.startswith("qos_overrides."))
-        unknown = [name for name in unknown if name != "use_sim_time"]
+        unknown = sorted(
+            name for name in overrides
+            if name not in declared and name != "use_sim_time" and not name.startswith("qos_overrides.")
+        )
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(unknown)}; see config/tracker.yaml for the known ones")
         tracker_values = params.read(self, TrackerConfig.parameters())
@@ -114,20 +116,19 @@ class TrackerNode(LifecycleNode):
         node_names = {s.name for s in NodeConfig.parameters()}
         tracker_changes = {p.name: p.value for p in changes if p.name in tracker_names}
         node_changes = {p.name: p.value for p in changes if p.name in node_names}
+        node_config = self._node_config
         try:
             if self._engine is not None and tracker_changes:
                 self._engine.tracker.config.replace(**tracker_changes)  # validation only
-            if node_changes and self._node_config is not None:
-                values = {**self._node_config.__dict__, **node_changes}
-                NodeConfig.from_dict(values)
+            if node_changes and node_config is not None:
+                node_config = NodeConfig.from_dict({**node_config.__dict__, **node_changes})
         except ValueError as err:
             return SetParametersResult(successful=False, reason=str(err))
         if self._engine is not None and tracker_changes:
             with self._cond:
                 self._commands.append(("config", tracker_changes))
                 self._cond.notify()
-        if node_changes and self._node_config is not None:
-            self._node_config = NodeConfig.from_dict({**self._node_config.__dict__, **node_changes})
+        self._node_config = node_config
         return SetParametersResult(successful=True)
 
     _node_config: NodeConfig | None = None
