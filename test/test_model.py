@@ -14,6 +14,10 @@ from ocean_ros.core.model import OceanNet, OceanNetConfig, box_offsets, deform_c
 
 WEIGHTS = "ocean_random_seed1.pth"
 PARITY = 1e-4  # max |ours - reference| / max |reference|, per map
+# The chained object-aware map (our reg → tap positions → sampling) amplifies float32 conv rounding, which
+# depends on the CPU's kernels: 2.6e-5 on the machine the reference was checked on, 2.8e-4 on an AMD EPYC
+# (cls/reg 1e-5 there). The align branch itself is held to PARITY on the reference's own reg ("ref boxes").
+ALIGN_CHAIN_PARITY = 1e-3
 # The random golden weights predict boxes up to ~1e9 px on some ball1 cells. There the tap positions come from
 # float32 cancellation (cy ≈ -1e5 plus hf/2 ≈ +1e5) and carry ~1e-2-cell rounding noise in TracKit itself, so
 # object-aware logits are compared end to end only where every side is below this many crop sides; the branch
@@ -162,8 +166,9 @@ def test_network_matches_trackit_golden_maps(run, golden_dir, golden_net):
     shown = worst if use_align else {k: worst[k] for k in ("cls", "reg")}
     summary = ", ".join(f"{k} {v:.2e}" for k, v in shown.items())
     print(f"\n{run}: worst relative errors over {frames} frames: {summary}")
-    checked = ["cls", "reg"] + (["align", "align(ref boxes)"] if use_align else [])
+    checked = ["cls", "reg"] + (["align(ref boxes)"] if use_align else [])
     assert all(worst[k] <= PARITY for k in checked), worst
+    assert worst["align"] <= ALIGN_CHAIN_PARITY, worst
 
 
 # ------------------------------------------------------------------------------------ deformable sampling

