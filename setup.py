@@ -10,7 +10,10 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["data/README.md", "data/Crossing/groundtruth_rect.txt", "data/Crossing/img/*.jpg"]},
+    package_data={PACKAGE: [
+        "data/README.md", "data/Crossing/groundtruth_rect.txt", "data/Crossing/img/*.jpg",
+        "models/*.pth", "models/README.md", "models/LICENSE-NanoTrack",
+    ]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -34,6 +37,7 @@ setup(
             "drone_follower = ocean_ros.follow.drone_node:main",
             "pan_tilt_sim = ocean_ros.follow.sim_node:main",
             "ocean-eval = ocean_ros.eval.cli:main",
+            "ocean-train = ocean_ros.train.cli:main",
         ],
     },
 )

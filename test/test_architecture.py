@@ -40,7 +40,19 @@ def test_core_does_not_import_the_ros_layer():
     for path in sorted(CORE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                assert not node.module.startswith(("ocean_ros.ros", "ocean_ros.follow", "ocean_ros.eval")), path
+                assert not node.module.startswith(
+                    ("ocean_ros.ros", "ocean_ros.follow", "ocean_ros.eval", "ocean_ros.train")
+                ), path
+
+
+def test_training_is_ros_free():
+    """ocean_ros.train may use the core and the eval readers, never the ROS layer."""
+    for path in sorted((REPO_ROOT / "ocean_ros" / "train").rglob("*.py")):
+        roots = imported_roots(path)
+        assert not roots & {"rclpy", "rosidl_runtime_py", "sensor_msgs", "vision_msgs"}, path
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                assert not node.module.startswith(("ocean_ros.ros", "ocean_ros.follow")), path
 
 
 def core_modules() -> list[str]:

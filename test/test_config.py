@@ -26,7 +26,7 @@ def test_schema_has_every_tunable_with_metadata():
         if spec.type in (int, float) and spec.choices is None:
             assert spec.range is not None, spec.name
     by_name = {s.name: s for s in specs}
-    assert by_name["crop_backend"].choices == ("opencv", "torch")
+    assert by_name["crop_backend"].choices == ("auto", "opencv", "torch")
     assert by_name["lr"].runtime_safe and not by_name["small_sz"].runtime_safe
     assert TrackerConfig.runtime_safe_names() >= {"penalty_k", "window_influence", "lr", "lost_threshold"}
 
@@ -105,7 +105,7 @@ def test_from_dict_rejects_unknown_keys_naming_them():
         ("lost_frames", 2.5, "must be an int"),
         ("crop_backend", "cuda", "not one of"),
         ("exemplar_size", 128, "not one of"),
-        ("total_stride", 16, "not one of"),
+        ("total_stride", 4, "not one of"),
         ("small_sz", 260, "divisible by total_stride"),
         ("big_sz", 100, "outside the allowed range"),
         ("align", 1, "must be a bool"),

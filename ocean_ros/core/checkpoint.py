@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .model import OceanNet, OceanNetConfig, OnlineOceanNet
+from .model import LiteNetConfig, OceanLiteNet, OceanNet, OceanNetConfig, OnlineOceanNet
+from .model.fuse import fuse_for_inference
 
 FORMAT = "ocean_ros.v1"
 TRACKIT_FORMAT = "trackit"
@@ -27,6 +28,8 @@ _SKIPPED_SUFFIX = "num_batches_tracked"
 _ALIGN_PREFIX = "align_head."
 _ONLINE_PREFIX = "features.features.layeronline."
 _CLASSIFIER_PREFIX = "classifier."
+_LITE_ARCH = OceanLiteNet.arch
+_LITE_MARKER = "backbone.features.0.0.weight"  # first trunk tensor of Ocean-Lite / NanoTrack
 _LIST_LIMIT = 10
 
 
@@ -137,6 +140,13 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, An
     return state, meta
 
 
+def checkpoint_preset(path: str | os.PathLike[str]) -> str | None:
+    """The tracker preset stored with one of our checkpoints (``config["preset"]``), None for TracKit files."""
+    _, meta = _read(path)
+    preset = (meta.get("config") or {}).get("preset")
+    return preset if isinstance(preset, str) else None
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Load a checkpoint's tensors (CPU, dtypes as stored) with `module.` / `feature_extractor.` prefixes
     stripped and BN `num_batches_tracked` entries dropped. Never executes code from the file."""
@@ -184,19 +194,25 @@ def _check_against(net: OceanNet, state: dict[str, Tensor], path: str) -> None:
 
 
 def load_model(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> tuple[OceanNet, dict[str, Any]]:
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+    fuse: bool = True,
+) -> tuple[OceanNet | OceanLiteNet, dict[str, Any]]:
     """Build the Ocean variant a checkpoint holds and load it strictly.
 
     Returns (eval-mode net on device/dtype, metadata). Metadata: path, format ("trackit" or "ocean_ros.v1"),
     variant {"align", "online"}, classifier (bool), config (our stored config, else {}), stripped_prefixes,
     file_dtypes. A file with online classifier weights (`classifier.*`, as TracKit's `OceanV19on.pth`) gives an
     :class:`OnlineOceanNet` (Siamese net + `layeronline` + classifier), checked as strictly as the rest.
+    Ocean-Lite files (our format, ``variant.arch == "ocean_lite"``) give an :class:`OceanLiteNet`; with ``fuse``
+    (default) its BN layers are folded and its trunk runs channels-last, for inference (same outputs to float
+    rounding; its state dict then no longer matches the file, so pass ``fuse=False`` to fine-tune or re-save it).
     Raises CheckpointError on any mismatch.
     """
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     state, meta = _read(path)
+    if _is_lite(state, meta):
+        return _load_lite(state, meta, device, dtype, fuse)
     config = infer_net_config(state)
     variant = {"align": config.align, "online": config.online}
     if meta["variant"] is not None and meta["variant"] != variant:
@@ -224,6 +240,101 @@ def load_model(
     return net, meta
 
 
+def _is_lite(state: dict[str, Tensor], meta: dict[str, Any]) -> bool:
+    variant = meta.get("variant") or {}
+    if isinstance(variant, dict) and variant.get("arch") == _LITE_ARCH:
+        return True
+    if _LITE_MARKER in state:
+        raise CheckpointError(
+            f"{meta['path']}: holds Ocean-Lite (NanoTrack-trunk) weights without this package's checkpoint format; "
+            "Ocean-Lite needs the stored net config (train with ocean-train, or load the trunk with "
+            "load_pretrained_trunk)"
+        )
+    return False
+
+
+def _finite_or_raise(state: dict[str, Tensor], path: str) -> None:
+    not_finite = [
+        k for k, v in state.items() if not math.isfinite(float(v.sum())) and not bool(torch.isfinite(v).all())
+    ]
+    if not_finite:
+        raise CheckpointError(f"{path}: tensors with NaN or infinite values ({_key_list(not_finite)})")
+
+
+def _load_lite(
+    state: dict[str, Tensor], meta: dict[str, Any], device: str | torch.device, dtype: torch.dtype, fuse: bool
+) -> tuple[OceanLiteNet, dict[str, Any]]:
+    path = meta["path"]
+    net_values = (meta.get("config") or {}).get("net")
+    if not isinstance(net_values, dict):
+        raise CheckpointError(f"{path}: Ocean-Lite checkpoint without its net config (config.net)")
+    try:
+        net = OceanLiteNet(LiteNetConfig.from_dict(net_values))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad Ocean-Lite net config {net_values}: {exc}") from None
+    _check_against(net, state, path)
+    state = {k: v.to(torch.float32) for k, v in state.items()}
+    _finite_or_raise(state, path)
+    net.load_state_dict(state, strict=False)
+    net.eval().requires_grad_(False)
+    if fuse:  # BN folded in float32 before any cast
+        fuse_for_inference(net)
+        net.use_channels_last_trunk()
+    net.to(device=device, dtype=dtype)
+    meta["variant"] = {"arch": _LITE_ARCH, "align": net.has_align, "online": False}
+    meta["fused"] = fuse
+    meta["classifier"] = False
+    return net, meta
+
+
+def _allow_numpy_scalars() -> list[Any]:
+    """The safe globals NanoTrack's optimiser state needs under weights_only loading (numpy scalars)."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    allowed: list[Any] = [(scalar, "numpy.core.multiarray.scalar"), scalar, np.dtype]
+    allowed += [getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType") if hasattr(np, "dtypes")]
+    return allowed
+
+
+def read_pretrained_trunk(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """The ``backbone.*`` tensors of a NanoTrack v3 checkpoint, prefix removed (CPU float32; BN counters kept)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"pretrained trunk not found: {path} (NanoTrack v3 checkpoint, see training docs)")
+    try:
+        with torch.serialization.safe_globals(_allow_numpy_scalars()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {_short(exc)})") from exc
+    raw = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: no state dict inside")
+    trunk = {k[len("backbone."):]: v for k, v in raw.items() if isinstance(k, str) and k.startswith("backbone.")}
+    if not trunk:
+        raise CheckpointError(f"{path}: no backbone.* tensors (is it a NanoTrack checkpoint?)")
+    return trunk
+
+
+def load_pretrained_trunk(net: OceanLiteNet, path: str | os.PathLike[str]) -> None:
+    """Load NanoTrack v3's trunk into ``net.backbone`` strictly (missing/unexpected/shape errors name keys)."""
+    trunk = read_pretrained_trunk(path)
+    expected = net.backbone.state_dict()
+    missing, unexpected = expected.keys() - trunk.keys(), trunk.keys() - expected.keys()
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: trunk keys do not match the NanoTrack v3 trunk (missing {_key_list(missing)}; "
+            f"unexpected {_key_list(unexpected)})"
+        )
+    bad = [k for k, v in expected.items() if tuple(v.shape) != tuple(trunk[k].shape)]
+    if bad:
+        raise CheckpointError(f"{path}: trunk shape mismatch ({_key_list(bad)})")
+    net.backbone.load_state_dict(trunk, strict=True)
+
+
 def _check_plain(value: Any, where: str) -> None:
     if value is None or isinstance(value, (bool, int, float, str)):
         return
@@ -242,9 +353,14 @@ def _check_plain(value: Any, where: str) -> None:
     )
 
 
-def save_checkpoint(path: str | os.PathLike[str], net: OceanNet, config: dict | None = None) -> None:
-    """Write `net` in our format (float32 CPU tensors, variant flags, a plain-data `config`), atomically."""
+def save_checkpoint(path: str | os.PathLike[str], net: OceanNet | OceanLiteNet, config: dict | None = None) -> None:
+    """Write `net` in our format (float32 CPU tensors, variant flags, a plain-data `config`), atomically.
+
+    Ocean-Lite files also store the net config under ``config["net"]`` (needed to rebuild the network).
+    """
     config = dict(config or {})
+    if isinstance(net, OceanLiteNet):
+        config["net"] = net.config.to_dict()
     _check_plain(config, "config")
     state = {
         k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
@@ -253,7 +369,11 @@ def save_checkpoint(path: str | os.PathLike[str], net: OceanNet, config: dict | 
     }
     payload = {
         "format": FORMAT,
-        "variant": {"align": net.has_align, "online": net.features.has_online},
+        "variant": (
+            {"arch": _LITE_ARCH, "align": net.has_align, "online": False}
+            if isinstance(net, OceanLiteNet)
+            else {"align": net.has_align, "online": net.features.has_online}
+        ),
         "config": config,
         "state_dict": state,
     }

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -43,11 +44,24 @@ class ScoreGrid:
 
 
 def make_score_grid(
-    search_size: int, device: torch.device | str, exemplar_size: int = 127, stride: int = 8
+    search_size: int,
+    device: torch.device | str,
+    exemplar_size: int = 127,
+    stride: int = 8,
+    n: int | None = None,
+    origin: float | None = None,
 ) -> ScoreGrid:
-    """Build the :class:`ScoreGrid` for a search crop of side ``search_size`` px."""
-    n = score_size(search_size, exemplar_size, stride)
-    coords = torch.as_tensor(score_grid(n, search_size, stride), dtype=MAP_DTYPE, device=device)
+    """Build the :class:`ScoreGrid` for a search crop of side ``search_size`` px.
+
+    ``n`` and ``origin`` (search pixel of cell 0) come from the network's geometry
+    (``net.score_size(S)``, ``net.grid_origin(S)``); without them TracKit's ResNet grid is used.
+    """
+    if n is None or origin is None:
+        n = score_size(search_size, exemplar_size, stride)
+        coords_np = score_grid(n, search_size, stride)
+    else:
+        coords_np = origin + stride * np.arange(n, dtype=np.float64)
+    coords = torch.as_tensor(coords_np, dtype=MAP_DTYPE, device=device)
     window = torch.as_tensor(cosine_window(n), dtype=MAP_DTYPE, device=device)
     return ScoreGrid(search_size, n, coords, window)
 

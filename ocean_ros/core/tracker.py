@@ -141,10 +141,17 @@ class OceanTracker:
             )
         if config.align and not getattr(model, "has_align", False):
             raise ValueError("config.align is set but the model has no object-aware head (align_head)")
+        model_stride = int(getattr(model, "stride", 8))
+        if model_stride != config.total_stride:
+            raise ValueError(
+                f"config.total_stride={config.total_stride} but the network's stride is {model_stride}; use the "
+                "preset stored with the checkpoint (e.g. LITE for Ocean-Lite)"
+            )
         self._net_dtype = torch.float16 if config.half else torch.float32
         self.model = model.to(device=self.device, dtype=self._net_dtype).eval()
         self._config = config
         self._params = self._step_params(config)
+        self._crop_backend = self.resolve_crop_backend(config.crop_backend, self.device)
         self._grids: dict[int, ScoreGrid] = {}
         self._online: OnlineBranch | None = None
         if config.online:
@@ -169,6 +176,18 @@ class OceanTracker:
         if self._online is not None:
             self._online.params = OnlineParams.from_config(self._config)
         return self._config
+
+    @staticmethod
+    def resolve_crop_backend(name: str, device: torch.device) -> str:
+        """'auto' → 'opencv' on CPU (host crops are ~20× faster there), 'torch' on CUDA; other names unchanged."""
+        if name != "auto":
+            return name
+        return "torch" if device.type == "cuda" else "opencv"
+
+    @property
+    def crop_backend(self) -> str:
+        """The crop implementation in use ('opencv' or 'torch'; 'auto' resolved for the device)."""
+        return self._crop_backend
 
     @staticmethod
     def _step_params(config: TrackerConfig) -> StepParams:
@@ -229,9 +248,7 @@ class OceanTracker:
         zf = self.model.template(z)
         search_size = cfg.search_size_for(box.area, width * height)
         if search_size not in self._grids:
-            self._grids[search_size] = make_score_grid(
-                search_size, self.device, cfg.exemplar_size, cfg.total_stride
-            )
+            self._grids[search_size] = self._make_grid(search_size)
         self.reset()
         if self._online is not None:
             self._online.initialize(frame_to_device(frame, self.device), center, size)
@@ -257,7 +274,7 @@ class OceanTracker:
         timer = _StageTimer(self.device)
         size_s = self._search_size
         scale_z, side = search_crop_side(*self._size, cfg.context_amount, cfg.exemplar_size, size_s)
-        frame_t = frame_to_device(frame, self.device) if cfg.crop_backend == "torch" else None
+        frame_t = frame_to_device(frame, self.device) if self._crop_backend == "torch" else None
         online = None
         if self._online is not None:
             if frame_t is None:
@@ -304,6 +321,17 @@ class OceanTracker:
             online_updated=updated,
         )
 
+    def _make_grid(self, search_size: int) -> ScoreGrid:
+        """Score-grid constants for ``search_size`` from the network's geometry (TracKit's grid otherwise)."""
+        cfg = self._config
+        n_of = getattr(self.model, "score_size", None)
+        origin_of = getattr(self.model, "grid_origin", None)
+        if n_of is None or origin_of is None:
+            return make_score_grid(search_size, self.device, cfg.exemplar_size, cfg.total_stride)
+        return make_score_grid(
+            search_size, self.device, cfg.exemplar_size, cfg.total_stride, n_of(search_size), origin_of(search_size)
+        )
+
     def _crop(
         self,
         frame: np.ndarray,
@@ -314,7 +342,7 @@ class OceanTracker:
         avg: np.ndarray,
         fill: torch.Tensor,
     ) -> torch.Tensor:
-        if self._config.crop_backend == "opencv":
+        if self._crop_backend == "opencv":
             return crop_opencv(frame, center, out_size, side, avg, self.device).to(self._net_dtype)
         if frame_t is None:
             frame_t = frame_to_device(frame, self.device)

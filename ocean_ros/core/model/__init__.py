@@ -3,6 +3,8 @@
 from .align import AlignHead, box_offsets, deform_conv3x3
 from .backbone import Backbone, ResNetTrunk
 from .head import OceanHead, depthwise_xcorr
+from .lite import LiteNetConfig, OceanLiteNet
+from .mobile_trunk import MobileTrunk
 from .neck import Neck
 from .ocean import TEMPLATE_SIZE, OceanNet, OceanNetConfig, OceanOutput, score_size
 from .online_classifier import (
@@ -25,8 +27,11 @@ __all__ = [
     "FilterInitializer",
     "FilterOptimizer",
     "InstanceL2Norm",
+    "LiteNetConfig",
+    "MobileTrunk",
     "Neck",
     "OceanHead",
+    "OceanLiteNet",
     "OceanNet",
     "OceanNetConfig",
     "OceanOutput",

@@ -12,20 +12,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-STRIDE = 8
+STRIDE = 8  # TracKit's ResNet-50 Ocean
 
 
-@functools.lru_cache(maxsize=16)
-def _box_constants(n: int, search_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+@functools.lru_cache(maxsize=32)
+def _box_constants(
+    n: int, search_size: int, stride: int, origin: float | None, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(grid points [N] in search pixels, cell indices [N], tap rows [9,1,1], tap cols [9,1,1]); float32."""
     with torch.inference_mode(False):  # cached tensors must stay usable outside inference mode
         idx = torch.arange(n, device=device, dtype=torch.float32)
-        grid = (idx - n // 2) * STRIDE + search_size // 2
+        grid = (idx - n // 2) * stride + search_size // 2 if origin is None else idx * stride + origin
         taps = torch.arange(-1, 2, device=device, dtype=torch.float32)
         return grid, idx, taps.repeat_interleave(3).view(9, 1, 1), taps.repeat(3).view(9, 1, 1)
 
 
-def box_offsets(reg: Tensor, search_size: int) -> Tensor:
+def box_offsets(reg: Tensor, search_size: int, stride: int = STRIDE, origin: float | None = None) -> Tensor:
     """Deformable offsets that put the 3×3 taps of every score cell on that cell's predicted box.
 
     reg: [B,4,N,N] distances (l, t, r, b) in search-crop pixels; search_size: crop side S in pixels.
@@ -33,20 +35,27 @@ def box_offsets(reg: Tensor, search_size: int) -> Tensor:
     tap a, c ∈ {-1,0,1}; channel 2k = y offset, 2k+1 = x offset, in feature cells relative to the regular
     3×3 tap position. Tap (a, c) of cell (i, j) then samples (cyf + a·hf/2, cxf + c·wf/2): box centre and
     half-extents in feature cells.
+
+    ``stride`` is the score map's stride (search px per cell); ``origin`` the search pixel of cell 0. With
+    ``origin`` None the grid and the centre term are TracKit's ((j - N//2)·stride + S//2 and a centre taken
+    relative to S·0.5), kept for bit-exact parity; otherwise the centre term inverts the grid exactly.
     """
     n = reg.shape[-1]
-    grid, idx, tap_rows, tap_cols = _box_constants(n, int(search_size), reg.device)
+    grid, idx, tap_rows, tap_cols = _box_constants(n, int(search_size), int(stride), origin, reg.device)
     left, top, right, bottom = reg.float().unbind(1)  # each [B,N,N]
     gx = grid.view(1, 1, n)
     gy = grid.view(1, n, 1)
     x1, x2 = gx - left, gx + right
     y1, y2 = gy - top, gy + bottom
     # TracKit centres with S*0.5 (127.5 for S=255) while its grid uses S//2: a -1/16-cell shift, kept.
-    half = search_size * 0.5
-    cx = ((x1 + x2) / 2 - half) / STRIDE + n // 2
-    cy = ((y1 + y2) / 2 - half) / STRIDE + n // 2
-    wf = (x2 - x1 + 1) / STRIDE
-    hf = (y2 - y1 + 1) / STRIDE
+    if origin is None:
+        half, base = search_size * 0.5, n // 2
+    else:
+        half, base = origin, 0
+    cx = ((x1 + x2) / 2 - half) / stride + base
+    cy = ((y1 + y2) / 2 - half) / stride + base
+    wf = (x2 - x1 + 1) / stride
+    hf = (y2 - y1 + 1) / stride
     off_x = (cx - idx.view(1, 1, n)).unsqueeze(1) + tap_cols * (wf / 2 - 1).unsqueeze(1)  # [B,9,N,N]
     off_y = (cy - idx.view(1, n, 1)).unsqueeze(1) + tap_rows * (hf / 2 - 1).unsqueeze(1)
     return torch.stack((off_y, off_x), dim=2).reshape(reg.shape[0], 18, n, n)
@@ -112,8 +121,10 @@ class BoxAlignedConv(nn.Module):
         super().__init__()
         self.conv = DeformConv3x3(in_channels, out_channels)
 
-    def forward(self, x: Tensor, reg: Tensor, search_size: int) -> Tensor:
-        return self.conv(x, box_offsets(reg, search_size))
+    def forward(
+        self, x: Tensor, reg: Tensor, search_size: int, stride: int = STRIDE, origin: float | None = None
+    ) -> Tensor:
+        return self.conv(x, box_offsets(reg, search_size, stride, origin))
 
 
 class AlignHead(nn.Module):
@@ -125,6 +136,11 @@ class AlignHead(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.rpn_cls = nn.Conv2d(out_channels, 1, 1)
 
-    def forward(self, reg_feat: Tensor, reg: Tensor, search_size: int) -> Tensor:
-        """reg_feat [B,256,N,N] (regression tower), reg [B,4,N,N] (l,t,r,b pixels), S → logits [B,1,N,N]."""
-        return self.rpn_cls(self.relu(self.rpn_conv(reg_feat, reg, search_size)))
+    def forward(
+        self, reg_feat: Tensor, reg: Tensor, search_size: int, stride: int = STRIDE, origin: float | None = None
+    ) -> Tensor:
+        """reg_feat [B,C,N,N] (regression tower), reg [B,4,N,N] (l,t,r,b pixels), S → logits [B,1,N,N].
+
+        ``stride`` / ``origin``: the score grid (see :func:`box_offsets`); defaults are TracKit's.
+        """
+        return self.rpn_cls(self.relu(self.rpn_conv(reg_feat, reg, search_size, stride, origin)))

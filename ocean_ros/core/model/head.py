@@ -33,11 +33,18 @@ class MultiDilationEncoder(nn.Module):
             setattr(self, f"matrix{name}_k", _conv_bn_relu(channels, dilation))
             setattr(self, f"matrix{name}_s", _conv_bn_relu(channels, dilation))
 
-    def forward(self, search: Tensor, kernel: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """Returns one (search, kernel) feature pair per branch, in order 11, 12, 21."""
+    def encode_kernel(self, kernel: Tensor) -> tuple[Tensor, ...]:
+        """The template side of every branch (order 11, 12, 21); it does not change while a target is tracked."""
+        return tuple(getattr(self, f"matrix{name}_k")(kernel) for name in BRANCH_DILATIONS)
+
+    def forward(self, search: Tensor, kernel: Tensor | tuple[Tensor, ...]) -> list[tuple[Tensor, Tensor]]:
+        """Returns one (search, kernel) feature pair per branch, in order 11, 12, 21.
+
+        ``kernel`` is the template map, or its branches already encoded by :meth:`encode_kernel`.
+        """
+        encoded = kernel if isinstance(kernel, tuple) else self.encode_kernel(kernel)
         return [
-            (getattr(self, f"matrix{name}_s")(search), getattr(self, f"matrix{name}_k")(kernel))
-            for name in BRANCH_DILATIONS
+            (getattr(self, f"matrix{name}_s")(search), k) for name, k in zip(BRANCH_DILATIONS, encoded, strict=True)
         ]
 
 
@@ -96,15 +103,22 @@ class OceanHead(nn.Module):
         self.adjust = nn.Parameter(torch.full((1,), 0.1))
         self.bias = nn.Parameter(torch.ones(1, 4, 1, 1))
 
-    def forward(self, search: Tensor, kernel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def encode_template(self, kernel: Tensor) -> tuple[Tensor, ...]:
+        """Both paths' template branches (cls 11, 12, 21, then reg 11, 12, 21), to compute once per target."""
+        return self.cls_encode.encode_kernel(kernel) + self.reg_encode.encode_kernel(kernel)
+
+    def forward(self, search: Tensor, kernel: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
         """search [B,256,H,W], kernel (template) [B or 1,256,7,7] → (cls, reg, reg_feat), N = H - 6.
+
+        ``kernel`` may also be :meth:`encode_template`'s tuple (the same numbers without re-encoding per frame).
 
         cls [B,1,N,N]: logits already scaled by 0.1 (apply sigmoid for a score).
         reg [B,4,N,N]: distances (l, t, r, b) from each cell's grid point to the box sides, crop pixels.
         reg_feat [B,256,N,N]: regression-tower output (input of the object-aware head).
         """
-        cls_feat = self.cls_tower(self.cls_dw(self.cls_encode(search, kernel)))
-        reg_feat = self.bbox_tower(self.reg_dw(self.reg_encode(search, kernel)))
+        cls_kernel, reg_kernel = (kernel[:3], kernel[3:]) if isinstance(kernel, tuple) else (kernel, kernel)
+        cls_feat = self.cls_tower(self.cls_dw(self.cls_encode(search, cls_kernel)))
+        reg_feat = self.bbox_tower(self.reg_dw(self.reg_encode(search, reg_kernel)))
         cls = 0.1 * self.cls_pred(cls_feat)
         reg = torch.exp(self.adjust * self.bbox_pred(reg_feat) + self.bias)
         return cls, reg, reg_feat

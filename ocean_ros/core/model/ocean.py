@@ -60,6 +60,18 @@ class OceanNet(nn.Module):
         """True when the object-aware head is built (and its weights loaded)."""
         return self.align_head is not None
 
+    # --- geometry (the tracker's score grid comes from here)
+    stride = STRIDE
+    arch = "ocean_resnet50"
+
+    def score_size(self, search_size: int) -> int:
+        """Side N of the score maps for a search crop of ``search_size`` px."""
+        return score_size(search_size)
+
+    def grid_origin(self, search_size: int) -> float:
+        """Search-crop pixel of score cell 0: TracKit's grid (j - N//2)·8 + S//2 at j = 0."""
+        return float(search_size // 2 - STRIDE * (score_size(search_size) // 2))
+
     def _prepare(self, image: Tensor, name: str) -> Tensor:
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[2] != image.shape[3]:
             raise ValueError(f"{name} must be [B,3,S,S], got {tuple(image.shape)}")

@@ -1,0 +1,339 @@
+"""The training loop of Ocean-Lite: optimiser and schedule, trunk freezing, BN policy, AMP, clipping,
+per-epoch checkpoints with exact resume, CSV/JSON logs, tracking validation, and DDP under torchrun.
+
+BatchNorm policy: the pretrained trunk's BN layers always run in eval mode (its statistics come from
+NanoTrack's 1.25 M training batches; our batches are small and our data narrow), also once the trunk's weights
+are fine-tuned; the neck and head BN layers train normally (batch statistics over the whole global batch).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ocean_ros.core.checkpoint import load_pretrained_trunk, save_checkpoint
+from ocean_ros.core.model import LiteNetConfig, OceanLiteNet
+
+from .config import TrainConfig
+from .datasets import DataError, read_source
+from .distributed import DistContext, ShardedBatchSampler, all_reduce_sum, convert_batchnorm, init_distributed
+from .losses import combine, loss_terms
+from .pairs import PairSampler
+from .samples import GridSpec, PairDataset
+
+__all__ = ["Trainer", "data_root", "lr_at"]
+
+TRAIN_FORMAT = "ocean_ros.train.v1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    """The shared data folder: $OCEAN_ROS_DATA, else ../shared/data beside the repository root."""
+    return Path(os.environ.get("OCEAN_ROS_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def lr_at(epoch: float, cfg: TrainConfig) -> float:
+    """Head learning rate at a fractional epoch: linear warm-up, then cosine decay to final_lr_factor·lr."""
+    o = cfg.optim
+    if epoch < o.warmup_epochs:
+        return o.lr * (0.1 + 0.9 * epoch / o.warmup_epochs)
+    span = max(o.epochs - o.warmup_epochs, 1e-9)
+    t = min(max((epoch - o.warmup_epochs) / span, 0.0), 1.0)
+    floor = o.lr * o.final_lr_factor
+    return floor + (o.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _resolve(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    cls: float
+    reg: float
+    align: float
+    pairs_per_s: float
+    skipped: int
+
+
+class Trainer:
+    """One training run. ``run()`` trains from the start or from the checkpoint given to ``resume``."""
+
+    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True,
+                 root: Path | None = None) -> None:
+        self.cfg = cfg
+        self.root = root or data_root()
+        self.progress = progress
+        want = cfg.device
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        self.ctx: DistContext = init_distributed(want)
+        if want == "cuda":
+            self.device = torch.device("cuda", self.ctx.local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        self.out = Path(cfg.output)
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        m = cfg.model
+        self.net = OceanLiteNet(LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align))
+        if m.pretrained:
+            load_pretrained_trunk(self.net, _resolve(m.pretrained, self.root))
+        self.net.to(self.device)
+        if self.ctx.active:
+            convert_batchnorm(self.net.neck)
+            convert_batchnorm(self.net.connect_model)
+        self.grid = GridSpec(m.search_size, self.net.score_size(m.search_size), self.net.grid_origin(m.search_size),
+                             m.stride, m.label_radius)
+        self.dataset = self._build_dataset()
+        self.start_epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.optimizer = self._build_optimizer(trunk=False)
+        self.trunk_trainable = False
+        self._fused: nn.Module | None = None
+        if resume is not None:
+            self._resume(Path(resume))
+        self.model: nn.Module = self.net
+        if self.ctx.active:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=False,
+            )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self._amp)
+
+    @property
+    def _amp(self) -> bool:
+        return self.cfg.optim.amp and self.device.type == "cuda"
+
+    # --- set-up -----------------------------------------------------------------------------------------
+    def _build_dataset(self) -> PairDataset:
+        sources, weights, ranges = [], [], []
+        for src in self.cfg.data.sources:
+            seqs = read_source(_resolve(src.path, self.root), src.kind, src.exclude, src.annotations)
+            videos = [s for s in seqs if not s.static]
+            statics = [s for s in seqs if s.static]
+            for group, frame_range in ((videos, src.frame_range), (statics, 0)):
+                if group:
+                    sources.append(group)
+                    weights.append(src.weight * len(group) / len(seqs))
+                    ranges.append(frame_range)
+        if not sources:
+            raise DataError("the training configuration names no usable source")
+        sampler = PairSampler(sources, weights, ranges, self.cfg.data.negative_share, self.cfg.seed)
+        return PairDataset(sampler, self.cfg.augment, self.grid, self.cfg.data.pairs_per_epoch, self.cfg.seed)
+
+    def _build_optimizer(self, trunk: bool) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        groups = [{"params": self.net.head_parameters(), "lr_factor": 1.0}]
+        for p in self.net.trunk_parameters():
+            p.requires_grad_(trunk)
+        if trunk:
+            groups.append({"params": self.net.trunk_parameters(), "lr_factor": o.trunk_lr_factor})
+        if o.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
+
+    def _set_modes(self) -> None:
+        self.net.train()
+        self.net.backbone.eval()  # BN policy: trunk statistics stay NanoTrack's
+
+    def _frozen_trunk(self) -> nn.Module | None:
+        """While the trunk is frozen: a BN-fused copy of it for the forward pass (3× faster on CPU, same values)."""
+        if self.trunk_trainable:
+            self._fused = None
+            return None
+        if self._fused is None:
+            import copy
+
+            from torch.fx.experimental.optimization import fuse
+
+            self._fused = fuse(copy.deepcopy(self.net.backbone).eval()).requires_grad_(False)
+        return self._fused
+
+    def _maybe_unfreeze(self, epoch: int) -> None:
+        want = epoch >= self.cfg.optim.unfreeze_epoch
+        if want and not self.trunk_trainable:
+            # A new optimiser with the trunk group; momentum restarts (as TracKit does at its unfreeze epoch).
+            self.optimizer = self._build_optimizer(trunk=True)
+            self.trunk_trainable = True
+            if self.ctx.active:
+                self.model = torch.nn.parallel.DistributedDataParallel(
+                    self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=False,
+                )
+
+    # --- checkpoints ------------------------------------------------------------------------------------
+    def _checkpoint_payload(self, epoch: int) -> dict[str, Any]:
+        return {
+            "format": TRAIN_FORMAT,
+            "epoch": epoch,  # epochs completed
+            "variant": {"arch": self.net.arch, "net": self.net.config.to_dict()},
+            "train_config": self.cfg.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "trunk_trainable": self.trunk_trainable,
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def _save(self, epoch: int) -> Path:
+        path = self.out / f"checkpoint_e{epoch:03d}.pth"
+        tmp = path.with_suffix(".tmp")
+        torch.save(self._checkpoint_payload(epoch), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def _resume(self, path: Path) -> None:
+        if not path.is_file():
+            raise DataError(f"resume checkpoint not found: {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else None
+            raise DataError(f"{path}: not an ocean-train checkpoint (format {found!r})")
+        want = {"arch": self.net.arch, "net": self.net.config.to_dict()}
+        if state.get("variant") != want:
+            raise DataError(f"{path}: checkpoint of another variant {state.get('variant')}; this run trains {want}")
+        self.net.load_state_dict(state["model"], strict=True)
+        if state.get("trunk_trainable"):
+            self.optimizer = self._build_optimizer(trunk=True)
+            self.trunk_trainable = True
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch = int(state["epoch"])
+        self.history = list(state.get("history", []))
+        torch.set_rng_state(state["torch_rng"])
+
+    # --- loop -------------------------------------------------------------------------------------------
+    def _loader(self, epoch: int) -> DataLoader:
+        self.dataset.set_epoch(epoch)
+        sampler = ShardedBatchSampler(len(self.dataset), self.cfg.optim.batch_size, self.ctx)
+        workers = self.cfg.data.workers
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
+                          persistent_workers=False, pin_memory=self.device.type == "cuda")
+
+    def _step(self, batch: dict[str, torch.Tensor], lr: float) -> tuple[dict[str, float], bool]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_factor"]
+        dev = self.device
+        b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self._amp):
+            out = self.model(b["template"], b["search"], trunk=self._frozen_trunk())
+        terms = loss_terms(out.cls, out.reg, out.align, b["cls"], b["reg"], b["reg_weight"])
+        counts = torch.stack([terms.pos_count, terms.neg_count, terms.reg_count, terms.align_count]).detach()
+        counts = all_reduce_sum(counts, self.ctx)
+        loss, parts = combine(terms, counts, scale=float(self.ctx.world))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        # Each process holds its shard's share of the global loss (local sums / global counts): their sum is the
+        # loss of the whole global batch, which is what is logged and checked against max_loss.
+        shares = torch.stack([loss.detach() / self.ctx.world, parts["cls"], parts["reg"], parts["align"]]).float()
+        shares = all_reduce_sum(shares, self.ctx)
+        value = float(shares[0])
+        parts = dict(zip(("cls", "reg", "align"), shares[1:], strict=True))
+        ok = math.isfinite(value) and value <= self.cfg.optim.max_loss
+        if self.ctx.active:  # every process must skip together
+            flag = all_reduce_sum(torch.tensor([0.0 if ok else 1.0], device=dev), self.ctx)
+            ok = float(flag) == 0.0
+        if ok:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return {"loss": value, **{k: float(v) for k, v in parts.items()}}, ok
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """One epoch; returns its mean losses and throughput."""
+        from ocean_ros.eval.progress import progress_bar
+
+        self._maybe_unfreeze(epoch)
+        self._set_modes()
+        loader = self._loader(epoch)
+        steps = len(loader)
+        bar = progress_bar(steps, f"epoch {epoch + 1}/{self.cfg.optim.epochs}", self.progress and self.ctx.is_main)
+        sums = {"loss": 0.0, "cls": 0.0, "reg": 0.0, "align": 0.0}
+        done, skipped = 0, 0
+        start = time.perf_counter()
+        log_path = self.out / "log.csv"
+        for i, batch in enumerate(loader):
+            lr = lr_at(epoch + i / max(steps, 1), self.cfg)
+            values, ok = self._step(batch, lr)
+            skipped += not ok
+            if ok:
+                done += 1
+                for k in sums:
+                    sums[k] += values[k]
+            bar.update(1)
+            bar.set_postfix_str(f"loss {values['loss']:.3f} lr {lr:.2e}")
+            if self.ctx.is_main and (i % self.cfg.log_every == 0 or i == steps - 1):
+                rate = (i + 1) * self.cfg.optim.batch_size / (time.perf_counter() - start)
+                self._append_csv(log_path, {"epoch": epoch, "iter": i, "lr": lr, **values, "pairs_per_s": rate,
+                                            "skipped": int(not ok)})
+        bar.close()
+        elapsed = time.perf_counter() - start
+        n = max(done, 1)
+        return EpochStats(sums["loss"] / n, sums["cls"] / n, sums["reg"] / n, sums["align"] / n,
+                          steps * self.cfg.optim.batch_size / max(elapsed, 1e-9), skipped)
+
+    @staticmethod
+    def _append_csv(path: Path, row: dict[str, Any]) -> None:
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def run(self) -> list[dict[str, Any]]:
+        """Train the remaining epochs; returns the per-epoch history (also written to ``history.json``)."""
+        cfg = self.cfg
+        for epoch in range(self.start_epoch, cfg.optim.epochs):
+            t0 = time.perf_counter()
+            stats = self.train_epoch(epoch)
+            row: dict[str, Any] = {"epoch": epoch + 1, **stats.__dict__, "seconds": time.perf_counter() - t0,
+                                   "trunk_trainable": self.trunk_trainable}
+            if self.ctx.is_main:
+                v = cfg.validation
+                if v.every and ((epoch + 1) % v.every == 0 or epoch + 1 == cfg.optim.epochs):
+                    from .validate import validate
+
+                    row["validation"] = validate(self.net, cfg, self.root, self.device)
+                    self.net.train()
+                    self._set_modes()
+                self.history.append(row)
+                self._save(epoch + 1)
+                self.export(self.out / "model.pth")
+                (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
+                print(json.dumps(row), flush=True)
+            else:
+                self.history.append(row)
+        return self.history
+
+    def export(self, path: Path, tracker: dict[str, Any] | None = None) -> None:
+        """Write the network in the package's checkpoint format (what the tracker and node load)."""
+        config: dict[str, Any] = {"train": self.cfg.to_dict(), "preset": self.cfg.validation.preset}
+        if tracker:
+            config["tracker"] = tracker
+        save_checkpoint(path, self.net, config)

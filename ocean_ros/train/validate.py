@@ -1,0 +1,59 @@
+"""Tracking validation during training: the real OceanTracker over the validation sequences, OTB one-pass scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+__all__ = ["validate", "evaluate_sequences"]
+
+
+def evaluate_sequences(net: nn.Module, sequences: list, config: Any, device: torch.device | str = "cpu"
+                       ) -> dict[str, Any]:
+    """One pass per sequence (init on frame 0's ground truth): success AUC and precision@20 per sequence, mean."""
+    from ocean_ros.core.tracker import OceanTracker
+    from ocean_ros.eval.runner import run_one_pass
+    from ocean_ros.eval.scoring import score_one_pass
+
+    tracker = OceanTracker(net, config, device)
+    per: dict[str, dict[str, float]] = {}
+    for seq in sequences:
+        score = score_one_pass(seq, run_one_pass(tracker, seq))
+        per[seq.name] = {"auc": round(float(score.auc), 4), "precision": round(float(score.precision), 4)}
+    aucs = [v["auc"] for v in per.values()]
+    precs = [v["precision"] for v in per.values()]
+    return {"mean_auc": round(float(np.mean(aucs)), 4), "mean_precision": round(float(np.mean(precs)), 4),
+            "sequences": per}
+
+
+def validation_sequences(cfg: TrainConfig, root: Path) -> list:
+    """The validation sequences the config names (all under ``validation.path`` when none), optionally cut."""
+    from ocean_ros.eval.datasets import open_dataset
+
+    v = cfg.validation
+    path = Path(v.path) if Path(v.path).is_absolute() else root / v.path
+    dataset = open_dataset(path).select(list(v.sequences) or None)
+    seqs = list(dataset.sequences)
+    if v.max_frames > 0:
+        seqs = [s.sliced(0, v.max_frames) for s in seqs]
+    return seqs
+
+
+def validate(net: nn.Module, cfg: TrainConfig, root: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Scores of the net on the validation sequences with the ``validation.preset`` tracker settings."""
+    from ocean_ros.core.config import TrackerConfig
+
+    config = TrackerConfig.from_preset(cfg.validation.preset)
+    if config.align and not getattr(net, "has_align", False):
+        config = config.replace(align=False)
+    was_training = net.training
+    try:
+        return evaluate_sequences(net, validation_sequences(cfg, root), config, device)
+    finally:
+        net.train(was_training)
