@@ -6,7 +6,7 @@ Two runs of ``ocean_demo`` over a real sequence through the real node process (l
   lockstep  the next frame only after the node answered: pure processing + transport latency.
 Examples::
 
-    python benchmarks/bench_node_latency.py                          # CPU, reference weights, bundled sequence
+    python benchmarks/bench_node_latency.py                          # CPU, shipped Ocean-Lite, bundled sequence
     python benchmarks/bench_node_latency.py --device cuda --frames 300 --checkpoint OceanV.pth
 """
 
@@ -15,29 +15,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from ocean_ros.tools import demo
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = Path(os.environ.get("OCEAN_ROS_DATA", REPO.parent / "shared" / "data")) / "golden" / (
-    "ocean_random_seed1.pth"
-)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else "")
+    parser.add_argument("--checkpoint", default="", help="weights (default: the shipped Ocean-Lite model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--preset", default="OTB2015")
+    parser.add_argument("--preset", default="", help="tracker preset (default: the checkpoint's own)")
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--sequence", default=str(demo.BUNDLED_SEQUENCE))
     args = parser.parse_args(argv)
-    common = ["--device", args.device, "--preset", args.preset, "--frames", str(args.frames),
+    common = ["--device", args.device, "--frames", str(args.frames),
               "--sequence", args.sequence, "--output", os.devnull, "--node-log", "bench_node_latency.log"]
     if args.checkpoint:
         common += ["--checkpoint", args.checkpoint]
+    if args.preset:
+        common += ["--preset", args.preset]
     status = 0
     for title, extra in (("camera", ["--rate", str(args.rate)]), ("lockstep", ["--lockstep"])):
         print(f"--- {title} ({args.device})", flush=True)

@@ -7,7 +7,7 @@ per-stage timers (CUDA events on the GPU) plus a host-side wall clock around eac
 
 Examples::
 
-    python benchmarks/bench_tracker.py                         # CPU, float32, golden weights, Crossing
+    python benchmarks/bench_tracker.py                         # CPU, float32, shipped Ocean-Lite, Crossing
     python benchmarks/bench_tracker.py --device cuda --half both --crop-backend torch opencv
     python benchmarks/bench_tracker.py --checkpoint OceanV.pth --preset VOT2019 --sequence path/to/bag
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
@@ -25,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ocean_ros.core.checkpoint import load_model
+from ocean_ros.core.checkpoint import checkpoint_preset, load_model
 from ocean_ros.core.config import TrackerConfig, preset_names
 from ocean_ros.core.tracker import OceanTracker
 from ocean_ros.eval.sequences import open_sequence
+from ocean_ros.models import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = Path(os.environ.get("OCEAN_ROS_DATA", REPO.parent / "shared" / "data"))
 
 
 def read_sequence(folder: Path, limit: int) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
@@ -87,7 +86,7 @@ def run_case(args, frames, box, device: str, half: bool, crop_backend: str) -> d
     report = {
         "device": device_name,
         "precision": "float16" if half else "float32",
-        "crop_backend": crop_backend,
+        "crop_backend": tracker.crop_backend,
         "preset": args.preset,
         "frames_timed": len(wall),
         "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
@@ -117,19 +116,23 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_DATA / "golden" / "ocean_random_seed1.pth"))
-    parser.add_argument("--preset", default="OTB2015", choices=preset_names())
-    parser.add_argument("--sequence", default=str(DEFAULT_DATA / "sequences" / "Crossing"),
+    parser.add_argument("--checkpoint", default=str(DEFAULT_MODEL),
+                        help="weights (default: the shipped Ocean-Lite model; the reference ResNet-50 weights are "
+                        "$OCEAN_ROS_DATA/golden/ocean_random_seed1.pth)")
+    parser.add_argument("--preset", choices=preset_names(), help="default: the checkpoint's own, else OTB2015")
+    parser.add_argument("--sequence", default=str(REPO / "ocean_ros" / "data" / "Crossing"),
                         help="OTB/VOT sequence folder; 'synthetic' for generated 640x480 frames")
     parser.add_argument("--frames", type=int, default=60, help="frames per pass (first = init)")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the frames")
     parser.add_argument("--warmup", type=int, default=5, help="tracked frames excluded from statistics")
     parser.add_argument("--device", nargs="+", default=["cpu"], help="cpu, cuda, cuda:N (several allowed)")
     parser.add_argument("--half", choices=("off", "on", "both"), default="off", help="float16 (CUDA only)")
-    parser.add_argument("--crop-backend", nargs="+", default=["opencv"], choices=("opencv", "torch"))
+    parser.add_argument("--crop-backend", nargs="+", default=["auto"], choices=("auto", "opencv", "torch"))
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", help="also write all reports to this JSON file")
     args = parser.parse_args(argv)
+    if args.preset is None:
+        args.preset = checkpoint_preset(args.checkpoint) or "OTB2015"
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -275,15 +275,15 @@ def test_lifecycle_transitions_and_silence_when_inactive(tracker, crossing, ros_
     assert transition(Transition.TRANSITION_CLEANUP) == "unconfigured"
 
 
-def test_configuration_fails_loudly_without_weights_and_on_unknown_parameters(node_process, ros_session):
+def test_configuration_fails_loudly_on_missing_weights_and_on_unknown_parameters(node_process, ros_session):
     from lifecycle_msgs.srv import GetState
     from tracker_harness import node_argv
 
-    no_weights = node_process(node_argv("/noweights", {"device": "cpu"}))
+    missing = node_process(node_argv("/noweights", {"device": "cpu", "checkpoint": "/nonexistent/OceanV.pth"}))
     unknown = node_process(node_argv("/unknown", {"checkpoint": "/nonexistent.pth", "penalty_kk": 0.1}))
     peer = ros_session("lifecycle_peer").node
     for ns, process, words in (
-        ("/noweights", no_weights, "researchmm/TracKit"),
+        ("/noweights", missing, "checkpoint file not found: /nonexistent/OceanV.pth"),
         ("/unknown", unknown, "unknown parameter(s): penalty_kk"),
     ):
         client = peer.create_client(GetState, f"{ns}/ocean_tracker/get_state")
@@ -292,6 +292,38 @@ def test_configuration_fails_loudly_without_weights_and_on_unknown_parameters(no
         assert state == "unconfigured", state
         assert words in process.output()
         assert process.proc.poll() is None, "the node must stay up, unconfigured"
+
+
+def test_without_a_checkpoint_the_node_tracks_with_the_shipped_model(ros_session, node_process, crossing):
+    """No checkpoint, no preset: the shipped Ocean-Lite model with its own preset, and it really tracks."""
+    from rcl_interfaces.srv import GetParameters
+    from tracker_harness import node_argv
+
+    from ocean_ros.eval.overlap import box_iou
+
+    frames, gt = crossing
+    ns = f"/t{next(_namespaces)}"
+    process = node_process(node_argv(ns, {"device": "cpu"}))
+    node = TrackerHarness(ros_session(f"peer{ns[2:]}"), ns)
+    try:
+        node.wait_ready()
+    except AssertionError:
+        pytest.fail(f"node did not start:\n{process.output()[-3000:]}")
+    assert "using the shipped model" in process.output() and "ocean_lite.pth" in process.output()
+    client = node.session.node.create_client(GetParameters, f"{ns}/ocean_tracker/get_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    values = TrackerHarness.call(client, GetParameters.Request(names=["preset", "total_stride"]), 10).values
+    assert (values[0].string_value, values[1].integer_value) == ("LITE", 16)
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    ious = []
+    for i in range(1, len(frames)):
+        status = node.publish_and_wait(frames[i])
+        msg = node.detections.wait_for(1, 10.0, lambda ms, s=status: any(
+            stamp_ns(m.header.stamp) == stamp_ns(s.header.stamp) for m in ms))
+        det = next(m for m in msg if stamp_ns(m.header.stamp) == stamp_ns(status.header.stamp))
+        ious.append(float(box_iou(np.array([detection_box(det)]), np.array([gt[i]]))[0]))
+    assert np.mean(ious) > 0.5, ious
 
 
 def test_runtime_parameters_apply_and_read_only_ones_refuse(tracker):
@@ -347,3 +379,37 @@ def test_online_preset_reports_the_online_branch_in_status(tracker, crossing, on
     assert all(s.online_enabled for s in statuses)
     assert all(s.online_flag in ("normal", "hard_negative", "uncertain", "not_found") for s in statuses), statuses
     assert all(s.online_ms > 0 for s in statuses)
+
+
+def test_camera_clock_stepping_back_is_followed_after_a_few_frames_not_waited_out(tracker, crossing):
+    """Soak finding: stamps stepping back (NTP, driver restart) made the node refuse every frame until the clock
+    caught up again (a 30 s step: 30 s without tracking). A few refusals, then the new timeline, target kept."""
+    frames, gt = crossing
+    node = tracker()
+    first = node.publish_and_wait(frames[0])
+    assert node.init_service(stamp_ns(first.header.stamp), tuple(gt[0])).accepted
+    last = node.publish_and_wait(frames[1])
+    assert last.state == 1
+    stepped = stamp_ns(last.header.stamp) - 60 * 1_000_000_000  # one minute back
+    refused = []
+    for i in range(2):  # a late frame or two is refused, as before
+        before = last.frames_rejected
+        for _attempt in range(3):
+            node.publish(frames[2 + i], stamp=stepped + i * 33_333_333)
+            last = node.publish_and_wait(frames[2 + i], stamp=stamp_ns(last.header.stamp) + 1)  # still the old clock
+            if last.frames_rejected > before:
+                break
+        refused.append(last.frames_rejected - before)
+    assert refused == [1, 1]
+    # now only the new clock: two more refusals, then the third older frame in a row starts the new timeline
+    before = last.frames_rejected
+    for i in range(2):
+        node.publish(frames[4 + i], stamp=stepped + (10 + i) * 33_333_333)
+    statuses = [node.publish_and_wait(frames[6 + i], stamp=stepped + (12 + i) * 33_333_333) for i in range(3)]
+    assert statuses[0].frames_rejected == before + 2
+    assert all(s.state != 0 for s in statuses), "target kept, tracking goes on along the new timeline"
+    diag = node.diagnostics.wait_for(
+        1, 5.0, lambda ms: any(kv.key == "timeline_resets" and kv.value == "1" for m in ms for s in m.status
+                               for kv in s.values)
+    )
+    assert any(kv.key == "timeline_resets" and kv.value == "1" for m in diag for s in m.status for kv in s.values)

@@ -65,12 +65,14 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", help="UAV123 annotation subset (UAV123, UAV20L, ...)")
 
 
-def _add_tracker_options(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
+def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     from ocean_ros.core.config import preset_names
 
-    parser.add_argument("--checkpoint", required=checkpoint_required, type=Path,
-                        help="Ocean weights (TracKit .pth such as OceanV.pth, or an ocean_ros checkpoint)")
-    parser.add_argument("--preset", default="OTB2015", choices=preset_names(), help="hyper-parameter preset")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="Ocean weights (TracKit .pth such as OceanV.pth, or an ocean_ros checkpoint); default: "
+                        "the shipped Ocean-Lite model")
+    parser.add_argument("--preset", choices=preset_names(),
+                        help="hyper-parameter preset (default: the one stored with the checkpoint, else OTB2015)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     parser.add_argument("--crop-backend", default="opencv", choices=("opencv", "torch"),
                         help="crop implementation (opencv: TracKit bit-exact; default)")
@@ -153,7 +155,7 @@ def _build_bag_parsers(commands: Any) -> None:
 
     replay = commands.add_parser("replay", help="play a bag through a fresh ocean_tracker node and score it")
     replay.add_argument("bag", type=Path)
-    _add_tracker_options(replay, checkpoint_required=False)
+    _add_tracker_options(replay)
     pacing = replay.add_mutually_exclusive_group()
     pacing.add_argument("--rate", type=float, default=1.0, help="real-time factor (1.0 = the bag's frame rate)")
     pacing.add_argument("--lockstep", action="store_true",
@@ -223,11 +225,26 @@ def _progress(total: int, desc: str, args: argparse.Namespace) -> Any:
 
 
 # --- commands -----------------------------------------------------------------------------------------------------
+def _resolve_weights(args: argparse.Namespace) -> None:
+    """Fill in the shipped model when no checkpoint is given, and the checkpoint's own preset when none is."""
+    from ocean_ros.core.checkpoint import checkpoint_preset
+    from ocean_ros.models import default_checkpoint
+
+    if args.checkpoint is None:
+        try:
+            args.checkpoint = default_checkpoint()
+        except FileNotFoundError as err:
+            raise UsageError(f"no --checkpoint given and {err}") from None
+    if args.preset is None:
+        args.preset = checkpoint_preset(args.checkpoint) or "OTB2015"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ocean_ros.eval.results import result_paths, write_times, write_trajectory
     from ocean_ros.eval.runner import TrackerSpec, build_tracker, run_one_pass, run_supervised
     from ocean_ros.eval.scoring import score_sequence
 
+    _resolve_weights(args)
     spec = TrackerSpec(args.checkpoint, args.preset, args.device, args.online, args.crop_backend, args.half)
     datasets = [_open_sequences(path, args) for path in args.paths]
     tracker = build_tracker(spec)
@@ -369,8 +386,7 @@ def _report_bag_run(run: Any, folder: Path | None, meta: dict[str, Any]) -> None
 def cmd_bag_replay(args: argparse.Namespace) -> int:
     from ocean_ros.eval.replay import ReplayOptions, replay_bag
 
-    if args.checkpoint is None:
-        raise UsageError("--checkpoint is required (the node refuses to run without weights)")
+    _resolve_weights(args)
     args.output.mkdir(parents=True, exist_ok=True)
     options = ReplayOptions(
         checkpoint=args.checkpoint.resolve(), preset=args.preset, device=args.device, crop_backend=args.crop_backend,

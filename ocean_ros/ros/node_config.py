@@ -21,9 +21,13 @@ WEIGHTS_HELP = (
 class NodeConfig:
     """What the ROS node needs beyond the tracker: weights, device, inputs, robustness limits, outputs."""
 
-    checkpoint: str = param_field("", "path of the Ocean checkpoint (.pth, TracKit or ocean_ros format)")
+    checkpoint: str = param_field(
+        "", "path of the Ocean checkpoint (.pth, TracKit or ocean_ros format); empty: the shipped Ocean-Lite model "
+        "(ocean_ros/models/ocean_lite.pth). The preset defaults to the one stored with the checkpoint"
+    )
     allow_random_weights: bool = param_field(
-        False, "run with random weights when no checkpoint is given (tests and plumbing checks only)"
+        False, "with no checkpoint, run random ResNet-50 Ocean weights instead of the shipped model (tests and "
+        "plumbing checks only)"
     )
     device: str = param_field("auto", "compute device: auto (CUDA when available), cpu, cuda or cuda:N")
     cpu_threads: int = param_field(

@@ -53,24 +53,26 @@ def tracker_defaults(preset: str) -> dict[str, Any]:
     return base.to_dict()
 
 
-def yaml_text(preset: str = "OTB2015") -> str:
+def yaml_text(preset: str = "LITE") -> str:
     """The shipped ``config/tracker.yaml``, generated from the schemas.
 
-    ``preset`` is set; the tracker hyper-parameters follow as comments holding that preset's values (an active
-    line would override whatever preset is chosen); node settings are active lines with their defaults.
+    Every tracker line is a comment holding ``preset``'s values (an active line would override whatever preset
+    the node picks; the preset itself defaults to the checkpoint's); node settings are active lines.
     """
     tracker_values = tracker_defaults(preset)
     lines = [
         "# Parameters of the ocean_tracker node, generated from the config schemas (ocean_ros/core/config.py,",
         "# ocean_ros/ros/node_config.py) by `python -m ocean_ros.ros.params`. Unknown keys make configuration fail.",
-        "# Tracker hyper-parameters come from `preset`; uncomment a line to override that value.",
+        "# Tracker hyper-parameters come from `preset`; uncomment a line to override that value. Left commented,",
+        "# `preset` is the one stored with the checkpoint (LITE for the shipped model, whose values are shown), else",
+        "# 'custom'; set it (e.g. OTB2015, VOT2019) for official TracKit checkpoints.",
         f"/**/{NODE_NAME}:",
         "  ros__parameters:",
     ]
     for spec in TrackerConfig.parameters():
         mode = "runtime" if spec.runtime_safe else "read-only"
         lines.append(f"    # {spec.description} [{mode}]")
-        prefix = "" if spec.name == "preset" else "# "
+        prefix = "# "
         lines.append(f"    {prefix}{spec.name}: {_yaml_value(tracker_values[spec.name])}")
     for spec in NodeConfig.parameters():
         mode = "runtime" if spec.runtime_safe else "read-only"

@@ -30,8 +30,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from ocean_ros.core.config import TrackerConfig
+from ocean_ros.core.checkpoint import checkpoint_preset
+from ocean_ros.core.config import CUSTOM_PRESET, TrackerConfig
 from ocean_ros.core.types import TrackResult, TrackState
+from ocean_ros.models import default_checkpoint
 from ocean_ros.ros import params
 from ocean_ros.ros.frame_ring import FrameLookupError, FrameRing, StampedFrame
 from ocean_ros.ros.image_conversion import ImageConversionError, compressed_to_bgr8, image_to_bgr8
@@ -47,6 +49,10 @@ from ocean_ros.ros.node_config import WEIGHTS_HELP, NodeConfig
 from ocean_ros.ros.tracking_engine import TrackingEngine, build_engine
 
 LATENCY_WINDOW = 300
+# Consecutive frames older than the newest accepted one after which the camera's clock is taken to have stepped
+# back (NTP correction, driver restart): the node follows the new timeline instead of refusing every frame until
+# the clock catches up. A single late frame (reordered transport) is still refused.
+TIMELINE_RESET_FRAMES = 3
 
 
 @dataclass
@@ -74,6 +80,7 @@ class TrackerNode(LifecycleNode):
         self._stop = False
         self._generation = 0
         self._last_stamp_ns = -1
+        self._backwards = 0  # consecutive frames stamped before the newest accepted one
         self._entities: list[Any] = []
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
@@ -87,8 +94,9 @@ class TrackerNode(LifecycleNode):
 
     # --- parameters ---------------------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
+        params.declare(self, NodeConfig.parameters(), {})
         preset_spec = next(s for s in TrackerConfig.parameters() if s.name == "preset")
-        params.declare(self, [preset_spec], {})
+        params.declare(self, [preset_spec], {"preset": self._default_preset()})
         preset = self.get_parameter("preset").value
         try:
             defaults = params.tracker_defaults(preset)
@@ -96,7 +104,21 @@ class TrackerNode(LifecycleNode):
             self.get_logger().error(str(err))
             defaults = {}
         params.declare(self, [s for s in TrackerConfig.parameters() if s.name != "preset"], defaults)
-        params.declare(self, NodeConfig.parameters(), {})
+
+    def _default_preset(self) -> str:
+        """The preset stored with the checkpoint in use (the shipped model's when none is given), else custom."""
+        checkpoint = self.get_parameter("checkpoint").value
+        if not checkpoint:
+            if self.get_parameter("allow_random_weights").value:
+                return CUSTOM_PRESET
+            try:
+                checkpoint = str(default_checkpoint())
+            except FileNotFoundError:
+                return CUSTOM_PRESET
+        try:
+            return checkpoint_preset(checkpoint) or CUSTOM_PRESET
+        except (OSError, ValueError):  # configure reports an unreadable checkpoint
+            return CUSTOM_PRESET
 
     def _read_configs(self) -> tuple[TrackerConfig, NodeConfig]:
         declared = {s.name for s in (*TrackerConfig.parameters(), *NodeConfig.parameters())}
@@ -151,9 +173,13 @@ class TrackerNode(LifecycleNode):
             log.error(f"configuration refused: {err}")
             return TransitionCallbackReturn.FAILURE
         if not node_config.checkpoint and not node_config.allow_random_weights:
-            log.error(f"no checkpoint given. {WEIGHTS_HELP}. (allow_random_weights:=true runs random weights, "
-                      "for tests only)")
-            return TransitionCallbackReturn.FAILURE
+            try:
+                shipped = str(default_checkpoint())
+            except FileNotFoundError as err:
+                log.error(f"no checkpoint given and {err}. {WEIGHTS_HELP}")
+                return TransitionCallbackReturn.FAILURE
+            node_config = NodeConfig.from_dict({**node_config.__dict__, "checkpoint": shipped})
+            log.info(f"no checkpoint given: using the shipped model {shipped} (preset {tracker_config.preset})")
         try:
             self._engine = build_engine(tracker_config, node_config)
         except (OSError, ValueError, RuntimeError) as err:
@@ -208,6 +234,7 @@ class TrackerNode(LifecycleNode):
         self._pending = None
         self._commands.clear()
         self._last_stamp_ns = -1
+        self._backwards = 0
 
     def _destroy(self, entity: Any) -> None:
         kind = type(entity).__name__
@@ -306,10 +333,17 @@ class TrackerNode(LifecycleNode):
         stamp = stamp_to_ns(header.stamp)
         convert_ms = (time.perf_counter() - received) * 1000.0
         with self._cond:
-            if stamp <= self._last_stamp_ns:
-                kind = "duplicate_stamp" if stamp == self._last_stamp_ns else "out_of_order"
-                self._reject(kind, f"frame stamp {stamp} ns is not newer than the last frame's {self._last_stamp_ns}")
+            if stamp == self._last_stamp_ns:
+                self._reject("duplicate_stamp", f"frame stamp {stamp} ns is the last frame's")
                 return
+            if stamp < self._last_stamp_ns:
+                self._backwards += 1
+                if self._backwards < TIMELINE_RESET_FRAMES:
+                    self._reject("out_of_order",
+                                 f"frame stamp {stamp} ns is older than the last frame's {self._last_stamp_ns}")
+                    return
+                self._new_timeline(stamp)
+            self._backwards = 0
             self._last_stamp_ns = stamp
             stamped = StampedFrame(stamp, frame, header)
             self._ring.push(stamped)  # kept even at a new size: an init may name it
@@ -321,6 +355,16 @@ class TrackerNode(LifecycleNode):
                 self._counts["dropped"] += 1
             self._pending = _Pending(stamped, received, convert_ms)
             self._cond.notify()
+
+    def _new_timeline(self, stamp: int) -> None:
+        """The camera's clock stepped back: forget the frames of the old timeline, keep the target."""
+        self._counts["timeline_resets"] += 1
+        self._ring = FrameRing(self._node_config.ring_size)
+        self.get_logger().warning(
+            f"camera stamps stepped back by {(self._last_stamp_ns - stamp) / 1e9:.3f} s for {TIMELINE_RESET_FRAMES} "
+            f"frames in a row: following the new timeline (frame ring cleared, target kept; "
+            f"{self._counts['timeline_resets']} so far)"
+        )
 
     # --- init / reset ---------------------------------------------------------------------------------------
     def _request_init(self, request: InitRequest) -> str:
@@ -387,6 +431,8 @@ class TrackerNode(LifecycleNode):
                 if pending is not None:
                     self._process(pending, generation)
             except Exception as err:  # noqa: BLE001 - the node must survive any single bad frame
+                if self._stop or not self.context.ok():
+                    return  # shutting down: publishers are gone, nothing failed
                 self._counts["errors"] += 1
                 self.get_logger().error(f"tracking step failed: {type(err).__name__}: {err}")
 
@@ -488,6 +534,7 @@ class TrackerNode(LifecycleNode):
             "frames_dropped": str(self._counts["dropped"]),
             "frames_rejected": str(sum(self._rejected.values())),
             "step_errors": str(self._counts["errors"]),
+            "timeline_resets": str(self._counts["timeline_resets"]),
         }
         values.update({f"rejected_{reason}": str(n) for reason, n in sorted(self._rejected.items())})
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

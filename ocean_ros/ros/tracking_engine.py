@@ -66,7 +66,7 @@ class TrackingEngine:
     def describe(self) -> str:
         cfg = self.tracker.config
         return (
-            f"preset {cfg.preset}, weights {self.source}, device {self.device_name}, crop {cfg.crop_backend}, "
+            f"preset {cfg.preset}, weights {self.source}, device {self.device_name}, crop {self.tracker.crop_backend}, "
             f"{'float16' if cfg.half else 'float32'}, align {cfg.align}, online {cfg.online}"
         )
 

@@ -27,8 +27,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sequence", default=str(BUNDLED_SEQUENCE), help="OTB or VOT sequence folder "
                         "(default: the bundled Crossing sequence)")
     parser.add_argument("--checkpoint", default=os.environ.get("OCEAN_CHECKPOINT", ""),
-                        help="Ocean checkpoint (default: $OCEAN_CHECKPOINT; none: random weights, said loudly)")
-    parser.add_argument("--preset", default="OTB2015", help="tracker preset")
+                        help="Ocean checkpoint (default: $OCEAN_CHECKPOINT; none: the shipped Ocean-Lite model)")
+    parser.add_argument("--preset", default="", help="tracker preset (default: the one stored with the checkpoint; "
+                        "OTB2015 suits official TracKit files)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="run random ResNet-50 weights instead (plumbing checks; boxes are meaningless)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--rate", type=float, default=30.0, help="camera frame rate, frames per second")
     parser.add_argument("--frames", type=int, help="publish only the first N frames")
@@ -41,10 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def start_node(args: argparse.Namespace, namespace: str, env: dict[str, str]) -> NodeProcess:
-    params = {"preset": args.preset, "device": args.device}
+    params = {"device": args.device}
+    if args.preset:
+        params["preset"] = args.preset
     if args.checkpoint:
         params["checkpoint"] = args.checkpoint
-    else:
+    elif args.random_weights:
         params["allow_random_weights"] = "true"
     argv = [sys.executable, "-m", "ocean_ros.ros.tracker_node", "--ros-args", "-r", f"__ns:={namespace}"]
     for name, value in params.items():
@@ -61,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sequence = open_sequence(args.sequence)
     count = len(sequence) if args.frames is None else min(args.frames, len(sequence))
-    if not args.checkpoint:
-        print("=" * 78 + "\nNO CHECKPOINT: the node runs RANDOM WEIGHTS; its boxes are meaningless. Pass an official\n"
-              "Ocean checkpoint with --checkpoint or OCEAN_CHECKPOINT (README 'Checkpoints').\n" + "=" * 78)
+    if not args.checkpoint and args.random_weights:
+        print("=" * 78 + "\nRANDOM WEIGHTS (--random-weights): the boxes are meaningless.\n" + "=" * 78)
+    elif not args.checkpoint:
+        print("weights: the shipped Ocean-Lite model (ocean_ros/models/ocean_lite.pth)")
     namespace = "/ocean_demo"
     node = start_node(args, namespace, env)
     try:
