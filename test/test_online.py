@@ -137,7 +137,9 @@ def test_ball1_initial_steps_are_ill_conditioned(net, golden_dir):
     for _ in range(3):
         ulp = torch.randint(-1, 2, start.shape, generator=gen).float() * 2.0**-24
         spread = max(spread, rel(clf.optimize(start * (1 + ulp), feat, boxes, None, 25), base))
-    assert spread > TOL  # the reference's float32 rounding alone moves filter_final by more than 1e-4
+    # A 1-ulp (6e-8) change of the start moves filter_final by orders of magnitude more: 2-3e-4 on the machine the
+    # reference was checked on, 4.6e-5 on an AMD EPYC. Float32 rounding alone explains departures of this size.
+    assert spread > 1e-5
 
 
 @torch.inference_mode()
@@ -185,7 +187,9 @@ def test_tracked_frames_scores_flags_memory_and_updates(net, run):
     for k in range(1, tracked + 1):
         result = branch.score(frame_to_device(cv2.imread(str(frames[k])), "cpu"))
         assert rel(result.features, data[f"f{k}_test_x"]) < TOL, (name, k)
-        assert rel(result.scores, data[f"f{k}_scores_raw"]) < TOL, (name, k)
+        # ball1's filter is ill-conditioned (below): its scores inherit the filter's CPU-dependent rounding
+        score_tol = BALL1_FINAL_TOL if name.startswith("ball1") else TOL
+        assert rel(result.scores, data[f"f{k}_scores_raw"]) < score_tol, (name, k)
         assert ol.flag_name(int(result.flag_code)) == data["flags"][k - 1], (name, k)
         result = result._replace(features=torch.from_numpy(data[f"f{k}_test_x"]))
         before = branch.filter
