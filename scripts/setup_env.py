@@ -7,7 +7,9 @@ Steps (each skipped when its inputs are unchanged, so a second run on a ready ma
   3. repair the ROS wheels' exported CMake include paths (they name the wheels' build container);
   4. build and install the interface package ``ocean_ros_msgs`` (``msg/``) into the venv prefix;
   5. only where no ``vision_msgs`` is importable, build a wire-compatible one (``scripts/vision_msgs_compat``);
-  6. install ``ocean_ros`` itself in editable mode.
+  6. install ``ocean_ros`` itself in editable mode;
+  7. lay it out as an ament prefix in the venv (share files, ``lib/ocean_ros/`` executables, index marker), so that
+     ``ros2 launch`` / ``ros2 run`` work from it after ``source scripts/env.sh`` (done on every run: cheap).
 
 Usage: ``python3 scripts/setup_env.py [--venv PATH] [--force]``. Uses only the standard library.
 """
@@ -159,25 +161,105 @@ def install_self(python: Path) -> None:
     )
 
 
-def link_share(venv: Path) -> None:
-    """Register the editable package in the venv's ament index, its share folder pointing into the repo.
+PACKAGE = "ocean_ros"
+# Runs the repository's setup.py with setup() replaced, to learn what a colcon install would lay out.
+_LAYOUT_PROBE = """
+import json, runpy, setuptools
+captured = {}
+setuptools.setup = lambda **kwargs: captured.update(kwargs)
+runpy.run_path("setup.py", run_name="__main__")
+scripts = [entry.split("=")[0].strip() for entry in captured.get("entry_points", {}).get("console_scripts", [])]
+print(json.dumps({"data_files": captured.get("data_files", []), "scripts": scripts}))
+"""
 
-    An editable install skips ``data_files``; this makes ``get_package_share_directory("ocean_ros")`` and the
-    launch/config files resolve to the working tree.
+
+def package_layout(python: Path) -> tuple[dict[str, Path], list[str]]:
+    """What ``setup.py`` installs: {path under the prefix: repository file} and the console script names."""
+    out = subprocess.run(
+        [str(python), "-c", _LAYOUT_PROBE], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    layout = json.loads(out.strip().splitlines()[-1])
+    files = {
+        f"{target}/{Path(source).name}": REPO / source
+        for target, sources in layout["data_files"] for source in sources
+    }
+    return files, layout["scripts"]
+
+
+def _place_link(link: Path, target: Path, root: Path) -> bool:
+    """Make ``link`` a symlink to ``target`` (replacing what is there); True if it changed.
+
+    ``root``: the folder every link must stay in (a parent that is a link out of it would write elsewhere).
     """
-    marker = venv / "share" / "ament_index" / "resource_index" / "packages" / "ocean_ros"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    share = venv / "share" / "ocean_ros"
-    share.mkdir(parents=True, exist_ok=True)
-    for name in ("launch", "config", "package.xml"):
-        link = share / name
-        if not link.is_symlink() or link.resolve() != (REPO / name).resolve():
-            if link.is_symlink() or link.is_file():
-                link.unlink()
-            elif link.exists():
-                shutil.rmtree(link)
-            link.symlink_to(REPO / name)
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return False
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.parent.resolve().is_relative_to(root.resolve()):
+        raise SetupError(f"{link.parent} leads out of {root}; remove it and run again")
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(target)
+    return True
+
+
+def _unlink_folder_links(folder: Path) -> int:
+    """Remove links to folders at or under ``folder`` (earlier set-ups linked whole folders); returns the count."""
+    if folder.is_symlink():
+        folder.unlink()
+        return 1
+    removed = 0
+    for current, dirs, _files in os.walk(folder):
+        for name in dirs:
+            path = Path(current) / name
+            if path.is_symlink():
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _prune(folder: Path, keep: set[Path]) -> int:
+    """Remove the files and links under ``folder`` that are not in ``keep``, then its empty folders."""
+    removed = 0
+    for current, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = Path(current) / name
+            if path not in keep:
+                path.unlink()
+                removed += 1
+        for name in dirs:
+            path = Path(current) / name
+            if not path.is_symlink() and not any(path.iterdir()):
+                path.rmdir()
+    return removed
+
+
+def install_ament_prefix(venv: Path, python: Path) -> str:
+    """Lay ``ocean_ros`` out in the venv as an ament prefix, as colcon's symlink install would.
+
+    The editable install skips ``data_files`` and puts executables in ``bin/``. ROS tools need more:
+    ``ros2 launch`` walks ``share/<package>`` without following folder links, so each installed file gets
+    its own link (to the working tree: edits show at once; new or removed files follow on the next run);
+    launch_ros and ``ros2 run`` look for executables in ``lib/<package>/``; the ament index needs the
+    package marker. Returns a one-line summary.
+    """
+    files, scripts = package_layout(python)
+    share = venv / "share" / PACKAGE
+    libexec = venv / "lib" / PACKAGE
+    removed = _unlink_folder_links(share) + _unlink_folder_links(libexec)
+    changed = 0
+    for relative, source in files.items():
+        changed += _place_link(venv / relative, source, venv)
+    missing = [name for name in scripts if not (venv / "bin" / name).exists()]
+    if missing:
+        raise SetupError(f"console scripts missing from {venv / 'bin'}: {', '.join(missing)}")
+    for name in scripts:
+        changed += _place_link(libexec / name, venv / "bin" / name, venv)
+    removed += _prune(share, {venv / relative for relative in files})
+    removed += _prune(libexec, {libexec / name for name in scripts})
+    return (f"ament prefix: {len(files)} share files, {len(scripts)} executables in {libexec.relative_to(venv)}/"
+            f" ({changed} updated, {removed} stale removed)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         install_self(python)
         stamp["ocean_ros"] = wanted["ocean_ros"]
         save()
-    link_share(venv)
+    try:
+        log(install_ament_prefix(venv, python))
+    except SetupError as err:
+        print(f"[setup] ERROR: {err}", file=sys.stderr)
+        return 1
 
     check = "import rclpy, torch, cv2, ocean_ros, ocean_ros_msgs.msg, vision_msgs.msg"
     if not probe(python, check, env):

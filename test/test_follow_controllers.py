@@ -13,7 +13,7 @@ from ocean_ros.follow.camera import CameraModel
 from ocean_ros.follow.drone import BodyVelocity, DroneConfig, DroneController, body_to_px4_ned, size_error
 from ocean_ros.follow.pan_tilt import POSITION, AxisConfig, PanTiltConfig, PanTiltController
 from ocean_ros.follow.pid import PidConfig
-from ocean_ros.follow.target import IDLE, LOST, TRACKING, Observation, TrackerInput, hold_reason
+from ocean_ros.follow.target import IDLE, LOST, TRACKING, Observation, Refusals, TrackerInput, hold_reason
 
 CAMERA = CameraModel.from_fov(320, 240, math.radians(60))
 PERIOD = 1 / 30
@@ -55,6 +55,53 @@ def drive(controller, inputs_at, start: float, duration: float, **kwargs):
 )
 def test_hold_reasons(inputs, now, reason):
     assert hold_reason(inputs, now, timeout_s=0.5, min_score=0.3).startswith(reason)
+
+
+NOT_A_BOX = [
+    pytest.param(Observation(60, 60, -30, 30, 0.9), "non-positive size", id="negative-width"),
+    pytest.param(Observation(60, 60, 30, -30, 0.9), "non-positive size", id="negative-height"),
+    pytest.param(Observation(60, 60, 0, 30, 0.9), "non-positive size", id="zero-width"),
+    pytest.param(Observation(60, 60, math.nan, 30, 0.9), "non-finite size", id="nan-width"),
+    pytest.param(Observation(60, 60, 30, math.inf, 0.9), "non-finite size", id="inf-height"),
+    pytest.param(Observation(60, 60, 30, 30, math.nan), "non-finite score", id="nan-score"),
+    pytest.param(Observation(60, 60, 30, 30, math.inf), "non-finite score", id="inf-score"),
+    pytest.param(Observation(60, 60, 30, 30, -0.5), "non-positive score", id="negative-score"),
+    pytest.param(Observation(60, 60, 30, 30, 0.0), "non-positive score", id="zero-score"),
+    pytest.param(Observation(math.nan, 60, 30, 30, 0.9), "non-finite centre", id="nan-centre"),
+]
+
+
+@pytest.mark.parametrize(("observation", "reason"), NOT_A_BOX)
+def test_a_detection_that_is_not_a_box_is_refused_with_its_reason(observation, reason):
+    assert observation.problem() == reason
+    # refused even where min_score would let any score through
+    assert hold_reason(TrackerInput(1.0, observation, TRACKING), 1.1, timeout_s=0.5, min_score=0.0) == reason
+
+
+@pytest.mark.parametrize(("observation", "reason"), NOT_A_BOX)
+def test_both_controllers_hold_still_on_a_refused_detection(observation, reason):
+    """A foreign client's negative size once made the pan-tilt follower command -0.61 rad/s towards the box."""
+    pan_tilt_controller, drone_controller = pan_tilt(), drone()
+    valid = lambda t: seen(60, 60, t)  # noqa: E731 - left of and above centre: both controllers move
+    assert drive(pan_tilt_controller, valid, 0.0, 0.5)[-1].pan > 0
+    assert drive(drone_controller, valid, 0.0, 0.5)[-1].yaw_rate > 0
+    refused = TrackerInput(0.5, observation, TRACKING)
+    for _ in range(3):
+        held = pan_tilt_controller.update(0.5, refused, CAMERA)
+        assert (held.pan, held.tilt, held.following, held.reason) == (0.0, 0.0, False, reason)
+        flown = drone_controller.update(0.5, refused, CAMERA)
+        assert (flown.forward, flown.vertical, flown.yaw_rate, flown.following) == (0.0, 0.0, 0.0, False)
+        assert flown.reason == reason
+    assert pan_tilt_controller._pan.pid.integral == 0.0  # held means reset: no kick when a real box returns
+
+
+def test_refusals_are_counted_per_reason_and_logged_at_most_once_per_throttle_period():
+    refusals = Refusals(throttle_s=2.0)
+    logged = [refusals.add("non-positive size", t * 0.1) for t in range(45)]  # 4.4 s at 10 Hz
+    assert logged.count(True) == 3 and logged[0] and logged[20] and logged[40]
+    assert refusals.add("non-finite score", 4.4)  # another reason has its own throttle
+    assert refusals.counts == {"non-positive size": 45, "non-finite score": 1} and refusals.total == 46
+    assert refusals.add("non-positive size", 1.0)  # the clock went backwards: log rather than go silent
 
 
 def test_follows_a_fresh_confident_detection_with_or_without_status():

@@ -98,3 +98,96 @@ def test_docs_mention_every_parameter():
             continue
         missing.append(param.name)
     assert not missing, f"docs/followers.md does not describe: {missing}"
+
+
+class RecordingLogger:
+    """Stands in for the node's logger: keeps (level, message)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str]] = []
+
+    def info(self, message: str) -> None:
+        self.records.append(("info", message))
+
+    def warning(self, message: str) -> None:
+        self.records.append(("warning", message))
+
+
+def detections(u: float, v: float, width: float, height: float, score: float | None):
+    """A Detection2DArray with one box (centre u, v; no hypothesis when ``score`` is None)."""
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    detection = Detection2D(id="foreign")
+    detection.bbox.center.position.x, detection.bbox.center.position.y = u, v
+    detection.bbox.size_x, detection.bbox.size_y = width, height
+    if score is not None:
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.score = score
+        detection.results = [hypothesis]
+    return Detection2DArray(detections=[detection])
+
+
+@pytest.mark.parametrize("kind", ["pan_tilt", "drone"])
+@pytest.mark.parametrize(
+    ("box", "reason"),
+    [
+        ((100.0, 100.0, -40.0, 30.0, 0.9), "non-positive size"),
+        ((100.0, 100.0, 40.0, 0.0, 0.9), "non-positive size"),
+        ((100.0, 100.0, float("nan"), 30.0, 0.9), "non-finite size"),
+        ((100.0, 100.0, 40.0, 30.0, float("nan")), "non-finite score"),
+        ((100.0, 100.0, 40.0, 30.0, -1.0), "non-positive score"),
+        ((float("nan"), 100.0, 40.0, 30.0, 0.9), "non-finite centre"),
+    ],
+)
+def test_nodes_refuse_count_and_log_detections_that_are_not_boxes(kind, box, reason, context, monkeypatch):
+    """Armed, fed a foreign detection that is not a box: zero commands, the refusal counted, one warning."""
+    node, _ = make(kind, context)
+    try:
+        logger = RecordingLogger()
+        monkeypatch.setattr(node, "get_logger", lambda: logger)
+        published: list = []
+        monkeypatch.setattr(node._publisher, "publish", published.append)
+        node._arm.armed = True
+        valid = detections(100.0, 100.0, 40.0, 30.0, 0.9)  # left of and above centre: the follower moves
+        for _ in range(10):
+            node._inputs._on_detections(valid)
+            node._tick()
+        moving = published[-1]
+        assert (moving.data[0] if kind == "pan_tilt" else moving.angular.z) > 0, "the valid box was not followed"
+
+        published.clear()
+        for _ in range(20):
+            node._inputs._on_detections(detections(*box))
+            node._tick()
+        if kind == "pan_tilt":
+            assert all(list(msg.data) == [0.0, 0.0] for msg in published)
+        else:
+            assert all((m.linear.x, m.linear.z, m.angular.z) == (0.0, 0.0, 0.0) for m in published)
+        assert len(published) == 20
+        assert node._inputs.refusals.counts == {reason: 20}
+        warnings = [text for level, text in logger.records if level == "warning"]
+        assert len(warnings) == 1 and reason in warnings[0], logger.records  # throttled: once per 2 s
+        assert ("info", f"holding: {reason}") in logger.records
+
+        node._inputs._on_detections(valid)  # a real box again: followed
+        node._tick()
+        assert published[-1] != published[0]
+    finally:
+        node.destroy_node()
+
+
+def test_nodes_follow_the_valid_box_of_an_array_and_count_the_refused_one(context):
+    from vision_msgs.msg import Detection2DArray
+
+    node, _ = make("pan_tilt", context)
+    try:
+        mixed = Detection2DArray(detections=[
+            detections(300.0, 300.0, -40.0, 30.0, 0.99).detections[0],  # refused, whatever its score
+            detections(100.0, 100.0, 40.0, 30.0, 0.8).detections[0],
+        ])
+        node._inputs._on_detections(mixed)
+        observation = node._inputs.snapshot(0.0, 1.0).observation
+        assert (observation.u, observation.v, observation.score) == (100.0, 100.0, 0.8)
+        assert node._inputs.refusals.counts == {"non-positive size": 1}
+    finally:
+        node.destroy_node()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,11 @@ from vision_msgs.msg import Detection2DArray
 
 from .camera import CameraModel
 from .pid import PidConfig
-from .target import Observation, TrackerInput
+from .target import Observation, Refusals, TrackerInput
 
 # Best effort matches publishers of either reliability; a follower only needs the newest message.
 INPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+REFUSAL_LOG_THROTTLE_S = 2.0  # the tracker node's default log_throttle
 
 
 @dataclass(frozen=True)
@@ -136,11 +138,14 @@ class TrackerInputs:
     """Subscribes to the tracker's ``ocean_tracker/detections`` and ``ocean_tracker/status`` and to ``camera_info``.
 
     Topic names are relative: remap them (``--ros-args -r ocean_tracker/detections:=...``) or push the node into a
-    namespace. An empty detection array means the tracker lost the target.
+    namespace. An empty detection array means the tracker lost the target. Detections that are not boxes
+    (non-finite centre, non-finite or non-positive size or score) are refused: counted per reason in
+    :attr:`refusals`, logged at most once per reason every 2 s, never followed.
     """
 
     def __init__(self, node: Node) -> None:
         self._node = node
+        self.refusals = Refusals(REFUSAL_LOG_THROTTLE_S)
         self._received_at: float | None = None
         self._observation: Observation | None = None
         self._status: TrackerStatus | None = None
@@ -158,20 +163,33 @@ class TrackerInputs:
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         self._received_at = now_s(self._node)
-        best: tuple[float, Any] | None = None
+        best: Observation | None = None
+        refused: Observation | None = None
         for detection in msg.detections:
-            scores = [result.hypothesis.score for result in detection.results]
-            score = max(scores) if scores else self._status_score()
-            if best is None or score > best[0]:
-                best = (score, detection)
-        if best is None:
-            self._observation = None
-            return
-        score, detection = best
+            observation = self._observation_of(detection)
+            problem = observation.problem()
+            if problem is not None:
+                self._refuse(problem, observation)
+                if refused is None:
+                    refused = observation
+            elif best is None or observation.score > best.score:
+                best = observation
+        # only refused boxes: keep one, so that the controllers hold and say why (not "target lost")
+        self._observation = best if best is not None else refused
+
+    def _observation_of(self, detection: Any) -> Observation:
+        scores = [float(result.hypothesis.score) for result in detection.results]
+        score = max(scores, key=lambda x: x if math.isfinite(x) else -math.inf) if scores else self._status_score()
         box = detection.bbox
-        self._observation = Observation(
-            box.center.position.x, box.center.position.y, box.size_x, box.size_y, float(score)
-        )
+        return Observation(box.center.position.x, box.center.position.y, box.size_x, box.size_y, score)
+
+    def _refuse(self, reason: str, observation: Observation) -> None:
+        if self.refusals.add(reason, time.monotonic()):
+            self._node.get_logger().warning(
+                f"refused detection ({reason}, {self.refusals.counts[reason]} so far): centre "
+                f"({observation.u:g}, {observation.v:g}), size {observation.width:g} x {observation.height:g}, "
+                f"score {observation.score:g}; holding"
+            )
 
     def _status_score(self) -> float:
         """Score of the latest status for detections without hypotheses (1.0 without a status)."""

@@ -60,6 +60,22 @@ def collect() -> dict[str, object]:
     except ImportError:
         facts["cuda_available"] = False
     facts["dds"] = {key: os.environ.get(key) for key in DDS_VARIABLES}
+    facts["ament"] = _ament_facts()
+    return facts
+
+
+def _ament_facts() -> dict[str, object]:
+    """Where ROS tools (ros2 launch, ros2 run) find ocean_ros: the prefix path and the package's share folder."""
+    facts: dict[str, object] = {"AMENT_PREFIX_PATH": os.environ.get("AMENT_PREFIX_PATH")}
+    try:
+        from ament_index_python.packages import get_package_share_directory
+    except ImportError:
+        facts["ocean_ros_share"] = "MISSING (ament_index_python not importable)"
+        return facts
+    try:
+        facts["ocean_ros_share"] = get_package_share_directory("ocean_ros")
+    except (LookupError, OSError, ValueError) as err:  # not in the index; no AMENT_PREFIX_PATH
+        facts["ocean_ros_share"] = f"MISSING ({type(err).__name__}: {err}; source scripts/env.sh or install/setup.bash)"
     return facts
 
 
