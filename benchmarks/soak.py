@@ -30,6 +30,13 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def portable(value: object) -> object:
+    """Paths inside the repository as repository-relative text, so the committed report names no machine."""
+    if isinstance(value, (str, Path)) and str(value).startswith(str(REPO) + "/"):
+        return str(Path(value).relative_to(REPO))
+    return str(value) if isinstance(value, Path) else value
 NAMESPACE = "/soak"
 BASE = f"{NAMESPACE}/ocean_tracker"
 STATE_NAMES = {0: "IDLE", 1: "TRACKING", 2: "LOST"}
@@ -731,14 +738,14 @@ def main(argv: list[str] | None = None) -> int:
     plot(args.out, run, observer, f"ocean_tracker soak: {args.minutes:g} min, {args.width}x{args.height} at "
          f"{args.rate:g} Hz, {weights}")
     report = {
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: portable(v) for k, v in vars(args).items()},
         "weights": weights,
         "minutes": rows,
         "criteria": [asdict(c) for c in results],
         "events": [asdict(e) for e in run.events],
         "malformed_frames": len(camera.malformed),
         "frames_published": camera.published,
-        "final_diagnostics": final,
+        "final_diagnostics": {k: portable(v) for k, v in final.items()},
         "node_exit_code": run.exit_code,
         "crashed_at_s": run.crashed_at,
         "rss_mib": [[round(t, 2), round(v, 2)] for t, v in run.rss],

@@ -28,6 +28,7 @@ __all__ = [
     "round_half_even",
     "score_grid",
     "score_size",
+    "grid_coords",
     "search_crop_side",
     "template_crop_side",
 ]
@@ -106,6 +107,11 @@ def score_size(search_size: int, exemplar_size: int = 127, stride: int = 8) -> i
 def score_grid(n: int, search_size: int, stride: int = 8) -> np.ndarray:
     """Search-crop pixel coordinate of each score cell index 0..n-1: (j - n//2)·stride + search_size//2."""
     return (np.arange(n, dtype=np.float64) - n // 2) * stride + search_size // 2
+
+
+def grid_coords(n: int, origin: float, stride: int) -> np.ndarray:
+    """Search-crop pixel coordinate of cells 0..n-1 along one axis: origin + stride·j (float64)."""
+    return origin + stride * np.arange(n, dtype=np.float64)
 
 
 def cosine_window(n: int) -> np.ndarray:

@@ -11,11 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import cosine_window, score_grid, score_size
+from .geometry import cosine_window, grid_coords, score_grid, score_size
 
 __all__ = [
     "ScoreGrid",
@@ -60,7 +59,7 @@ def make_score_grid(
         n = score_size(search_size, exemplar_size, stride)
         coords_np = score_grid(n, search_size, stride)
     else:
-        coords_np = origin + stride * np.arange(n, dtype=np.float64)
+        coords_np = grid_coords(n, origin, stride)
     coords = torch.as_tensor(coords_np, dtype=MAP_DTYPE, device=device)
     window = torch.as_tensor(cosine_window(n), dtype=MAP_DTYPE, device=device)
     return ScoreGrid(search_size, n, coords, window)

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ocean_ros.core.geometry import grid_coords
+
 __all__ = ["Targets", "grid_coords", "make_targets"]
 
 
@@ -23,11 +25,6 @@ class Targets(NamedTuple):
     cls: np.ndarray
     reg: np.ndarray
     reg_weight: np.ndarray
-
-
-def grid_coords(n: int, origin: float, stride: int) -> np.ndarray:
-    """Search-pixel coordinate of cells 0..n-1 along one axis."""
-    return origin + stride * np.arange(n, dtype=np.float64)
 
 
 def make_targets(box_xywh: np.ndarray, n: int, origin: float, stride: int, radius: int,

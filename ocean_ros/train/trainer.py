@@ -117,12 +117,7 @@ class Trainer:
         self._fused: nn.Module | None = None
         if resume is not None:
             self._resume(Path(resume))
-        self.model: nn.Module = self.net
-        if self.ctx.active:
-            self.model = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=False,
-            )
+        self.model = self._wrap()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._amp)
 
     @property
@@ -161,6 +156,15 @@ class Trainer:
         self.net.train()
         self.net.backbone.eval()  # BN policy: trunk statistics stay NanoTrack's
 
+    def _wrap(self) -> nn.Module:
+        """The module the training step calls: the net itself, or the net under DDP in several processes."""
+        if not self.ctx.active:
+            return self.net
+        return torch.nn.parallel.DistributedDataParallel(
+            self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=False,
+        )
+
     def _frozen_trunk(self) -> nn.Module | None:
         """While the trunk is frozen: a BN-fused copy of it for the forward pass (3× faster on CPU, same values)."""
         if self.trunk_trainable:
@@ -180,11 +184,7 @@ class Trainer:
             # A new optimiser with the trunk group; momentum restarts (as TracKit does at its unfreeze epoch).
             self.optimizer = self._build_optimizer(trunk=True)
             self.trunk_trainable = True
-            if self.ctx.active:
-                self.model = torch.nn.parallel.DistributedDataParallel(
-                    self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                    find_unused_parameters=False,
-                )
+            self.model = self._wrap()  # DDP registers the parameters that require grad when it is built
 
     # --- checkpoints ------------------------------------------------------------------------------------
     def _checkpoint_payload(self, epoch: int) -> dict[str, Any]:
