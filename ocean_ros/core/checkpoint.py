@@ -140,6 +140,11 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, An
     return state, meta
 
 
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(prefix-stripped tensors as stored, metadata: path, format, variant, config, ...) of a checkpoint file."""
+    return _read(path)
+
+
 def checkpoint_preset(path: str | os.PathLike[str]) -> str | None:
     """The tracker preset stored with one of our checkpoints (``config["preset"]``), None for TracKit files."""
     _, meta = _read(path)
@@ -167,8 +172,32 @@ def has_classifier(state_dict: dict[str, Tensor]) -> bool:
     return any(k.startswith(_CLASSIFIER_PREFIX) for k in state_dict)
 
 
-def _check_against(net: OceanNet, state: dict[str, Tensor], path: str) -> None:
+_PROJECTION_KEY = _CLASSIFIER_PREFIX + "feature_extractor.0.weight"  # [feature_dim, in_dim, 3, 3]
+
+
+def _online_mismatch(expected: dict[str, Tensor], state: dict[str, Tensor], net: Any) -> str | None:
+    """Why the file's online classifier cannot belong to ``net`` (another variant's, or one too many/few)."""
+    file_has = _PROJECTION_KEY in state
+    net_has = _PROJECTION_KEY in expected
+    name = "Ocean-Lite" if isinstance(net, OceanLiteNet) else "Ocean ResNet-50"
+    if file_has and not net_has:
+        return (f"the file holds online classifier weights (classifier.*) but this {name} network has no online "
+                "classifier (Ocean-Lite: config.net.online_dim = 0)")
+    if not file_has:
+        return None
+    got, want = tuple(state[_PROJECTION_KEY].shape), tuple(expected[_PROJECTION_KEY].shape)
+    if got != want:
+        return (f"online classifier of another variant: the file projects {got[1]} → {got[0]} channels, this "
+                f"{name} network {want[1]} → {want[0]} (ResNet-50 online files and Ocean-Lite online files are "
+                "not interchangeable)")
+    return None
+
+
+def _check_against(net: OceanNet | OceanLiteNet, state: dict[str, Tensor], path: str) -> None:
     expected = {k: v for k, v in net.state_dict().items() if not k.endswith(_SKIPPED_SUFFIX)}
+    online = _online_mismatch(expected, state, net)
+    if online:
+        raise CheckpointError(f"{path}: {online}")
     missing = expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()
     problems = []
@@ -275,9 +304,9 @@ def _load_lite(
         fuse_for_inference(net)
         net.use_channels_last_trunk()
     net.to(device=device, dtype=dtype)
-    meta["variant"] = {"arch": _LITE_ARCH, "align": net.has_align, "online": False}
+    meta["variant"] = {"arch": _LITE_ARCH, "align": net.has_align, "online": net.has_classifier}
     meta["fused"] = fuse
-    meta["classifier"] = False
+    meta["classifier"] = net.has_classifier
     return net, meta
 
 
@@ -364,7 +393,7 @@ def save_checkpoint(path: str | os.PathLike[str], net: OceanNet | OceanLiteNet, 
     payload = {
         "format": FORMAT,
         "variant": (
-            {"arch": _LITE_ARCH, "align": net.has_align, "online": False}
+            {"arch": _LITE_ARCH, "align": net.has_align, "online": net.has_classifier}
             if isinstance(net, OceanLiteNet)
             else {"align": net.has_align, "online": net.features.has_online}
         ),

@@ -478,8 +478,9 @@ def peak_position(scores: Tensor, window: SampleWindow, sample_size: int) -> tup
 
 # ------------------------------------------------------------------------------------------- the branch
 class OnlineScore(NamedTuple):
-    """One frame's online result before the update: raw scores [1, 1, 14, 14] (float32, device), the
-    classification features [1, 512, 13, 13], the flag code (0-dim device tensor) and the sample window."""
+    """One frame's online result before the update: raw scores [1, 1, h+1, w+1] (float32, device; 14×14 for
+    ResNet-50 Ocean, 15×15 for Ocean-Lite), the classification features [1, C, h, w] (512×13×13 / 64×14×14),
+    the flag code (0-dim device tensor) and the sample window."""
 
     scores: Tensor
     features: Tensor
@@ -527,7 +528,8 @@ class OnlineBranch:
 
     # --- pieces
     def features(self, samples: Tensor) -> Tensor:
-        """RGB 0..255 samples [N, 3, S, S] → classification features [N, 512, h, w] float32."""
+        """RGB 0..255 samples [N, 3, S, S] → classification features [N, C, h, w] float32 (C = 512 for
+        ResNet-50 Ocean, the model's ``online_dim`` for Ocean-Lite)."""
         return self.net.classification_features(normalise(samples))
 
     def initial_samples(

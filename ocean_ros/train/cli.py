@@ -1,4 +1,8 @@
-"""``ocean-train CONFIG.yaml``: train Ocean-Lite (works under ``torchrun --nproc_per_node N`` unchanged)."""
+"""``ocean-train CONFIG.yaml``: train Ocean-Lite (works under ``torchrun --nproc_per_node N`` unchanged).
+
+``stage: siamese`` (default) trains the Siamese network; ``stage: online`` then trains the online classifier
+of a stage-1 model episodically (:mod:`ocean_ros.train.episodic`).
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
             import dataclasses
 
             cfg = cfg.replace(data=dataclasses.replace(cfg.data, workers=args.workers))
-        from .trainer import Trainer
+        if cfg.stage == "online":
+            from .episodic import EpisodicTrainer
 
-        trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
-        trainer.run()
+            EpisodicTrainer(cfg, resume=args.resume, progress=not args.no_progress).run()
+        else:
+            from .trainer import Trainer
+
+            Trainer(cfg, resume=args.resume, progress=not args.no_progress).run()
     except (ConfigError, DataError) as exc:
         print(f"ocean-train: error: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "load_train_config"]
+__all__ = [
+    "ConfigError", "DataConfig", "ModelConfig", "OnlineStageConfig", "OptimConfig", "TrainConfig", "load_train_config",
+]
 
 
 class ConfigError(ValueError):
@@ -101,10 +103,44 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class OnlineStageConfig:
+    """The second stage (``stage: online``): episodic training of the online classifier, Siamese part frozen.
+
+    Each episode takes ``train_frames`` + ``test_frames`` frames of one video (original frame numbers within
+    ``frame_range``; the earliest ones train), cuts ``sample_size`` samples of side search_area_scale·sqrt(w·h)
+    around the target (centre shifted by up to ±jitter/2 target sides, side scaled by exp(±scale_jitter)),
+    builds the filter on the train samples (initialiser + ``iterations`` optimiser steps, unrolled) and scores
+    it on the test samples against a Gaussian label (σ = label_sigma·sqrt(w·h), hinge below 0.05).
+    """
+
+    base: str = "ocean_ros/models/ocean_lite.pth"  # stage-1 model (Siamese weights kept as they are); repo-relative
+    feature_dim: int = 64  # online classification feature width
+    layer: int = 9  # trunk stage the projection reads (4..9)
+    episodes_per_epoch: int = 2000
+    train_frames: int = 3
+    test_frames: int = 3
+    frame_range: int = 60
+    iterations: int = 5  # unrolled optimiser steps per episode
+    sample_size: int = 224
+    search_area_scale: float = 4.0
+    train_jitter: float = 0.5  # centre shift range in target sides (train samples)
+    test_jitter: float = 2.0  # (test samples)
+    train_scale_jitter: float = 0.1  # log-scale range of the sample side
+    test_scale_jitter: float = 0.2
+    label_sigma: float = 0.25  # Gaussian label σ in target sides (sqrt(w·h))
+    init_loss_weight: float = 0.5  # weight of the initial filter's test loss
+    iter_loss_weight: float = 0.5  # weight of the intermediate filters' mean test loss
+    learn_projection: bool = True  # False: fixed random projection (ablation)
+    learn_optimizer: bool = True  # False: step length / regularisation / label predictors stay at their init
+    online_ratio: float = 0.5  # fusion weight used by the training-time validation
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A whole run."""
 
     name: str = "ocean_lite"
+    stage: str = "siamese"  # siamese (first stage) | online (episodic online classifier, OnlineStageConfig)
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -115,6 +151,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    online: OnlineStageConfig = field(default_factory=OnlineStageConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-able)."""
@@ -203,6 +240,12 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         ((cfg.model.search_size - 127) % cfg.model.stride == 0,
          "model.search_size - 127 must be divisible by model.stride"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+        (cfg.stage in ("siamese", "online"), "stage must be 'siamese' or 'online'"),
+        (cfg.online.train_frames > 0 and cfg.online.test_frames > 0,
+         "online.train_frames and online.test_frames must be positive"),
+        (cfg.online.iterations >= 0, "online.iterations must be >= 0"),
+        (cfg.online.episodes_per_epoch > 0, "online.episodes_per_epoch must be positive"),
+        (cfg.online.sample_size % 16 == 0, "online.sample_size must be a multiple of 16"),
     ]
     checks += [(s.kind in ("crop_pack", "sequences", "coco"), f"data.sources[{i}].kind must be crop_pack, "
                 "sequences or coco") for i, s in enumerate(cfg.data.sources)]

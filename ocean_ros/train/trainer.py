@@ -61,6 +61,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _same_variant(stored: Any, want: dict[str, Any]) -> bool:
+    """True when a checkpoint's stored variant names this run's network (net configs compared with their defaults
+    filled in, so checkpoints written before a net key existed still resume)."""
+    if not isinstance(stored, dict) or stored.get("arch") != want["arch"] or not isinstance(stored.get("net"), dict):
+        return False
+    try:
+        return LiteNetConfig.from_dict(stored["net"]).to_dict() == want["net"]
+    except (TypeError, ValueError):
+        return False
+
+
 def _resolve(path: str, root: Path) -> Path:
     p = Path(path)
     return p if p.is_absolute() else root / p
@@ -215,7 +226,7 @@ class Trainer:
             found = state.get("format") if isinstance(state, dict) else None
             raise DataError(f"{path}: not an ocean-train checkpoint (format {found!r})")
         want = {"arch": self.net.arch, "net": self.net.config.to_dict()}
-        if state.get("variant") != want:
+        if state.get("variant") != want and not _same_variant(state.get("variant"), want):
             raise DataError(f"{path}: checkpoint of another variant {state.get('variant')}; this run trains {want}")
         self.net.load_state_dict(state["model"], strict=True)
         if state.get("trunk_trainable"):

@@ -4,6 +4,10 @@
 preset, each round tries every grid value of one parameter at a time (the others fixed at the best so far) and
 keeps the best; the objective is mean AUC + min AUC over the sequences (a good mean that drops one sequence
 loses). Every evaluation is logged to the JSON file. Use validation sequences only, never test data.
+
+``--online``: the online classifier's fusion weight and update schedule instead, on the full product of
+:data:`ONLINE_GRID` with ``online`` on (the Siamese values stay the preset's), plus the preset offline as the
+reference row; prints one table row per configuration with the per-sequence AUC and its change from offline.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ GRID: dict[str, list[Any]] = {
     "align_ratio": [0.4, 0.55, 0.7, 0.85, 1.0],
     "big_sz": [255, 287, 319],
     "small_sz": [255, 287],
+}
+
+ONLINE_GRID: dict[str, list[Any]] = {
+    "online_ratio": [0.3, 0.5, 0.7, 0.85],
+    "online_update_interval": [3, 10],
+    "online_search_area_scale": [3.0, 4.0],
 }
 
 _NET: Any = None
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--out", default="tune.json")
+    parser.add_argument("--online", action="store_true", help="grid of the online fusion weight and schedule")
     args = parser.parse_args(argv)
     from ocean_ros.core.config import TrackerConfig
     from ocean_ros.train.trainer import data_root
@@ -68,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     base["preset"] = "custom"
     log: list[dict[str, Any]] = []
     ctx = get_context("spawn")
+    if args.online:
+        return _online_grid(ctx, args, sequences, base)
     with ctx.Pool(args.processes, _init, (args.checkpoint, sequences, 1)) as pool:
         best = pool.apply(_evaluate, (base,))
         log.append(best)
@@ -84,6 +97,28 @@ def main(argv: list[str] | None = None) -> int:
                       f"mean AUC {best['mean_auc']:.4f} {json.dumps(best['sequences'])}", flush=True)
                 Path(args.out).write_text(json.dumps({"best": best, "evaluations": log}, indent=1))
     print(json.dumps(best, indent=1))
+    return 0
+
+
+def _online_grid(ctx: Any, args: argparse.Namespace, sequences: str, base: dict[str, Any]) -> int:
+    """Offline reference, then every ONLINE_GRID combination with online on; all rows to ``args.out``."""
+    import itertools
+
+    names = list(ONLINE_GRID)
+    trials = [{**base, "online": False}]
+    trials += [{**base, "online": True, **dict(zip(names, combo, strict=True))}
+               for combo in itertools.product(*ONLINE_GRID.values())]
+    with ctx.Pool(args.processes, _init, (args.checkpoint, sequences, 1)) as pool:
+        results = pool.map(_evaluate, trials)
+    offline = results[0]["sequences"]
+    print(" | ".join(["online", *names, "mean", *offline, "worst change"]))
+    for r in results:
+        v = r["values"]
+        deltas = [r["sequences"][s]["auc"] - offline[s]["auc"] for s in offline]
+        cells = [str(v["online"]), *(str(v[n]) if v["online"] else "-" for n in names), f"{r['mean_auc']:.4f}"]
+        cells += [f"{r['sequences'][s]['auc']:.4f}" for s in offline] + [f"{min(deltas):+.4f}"]
+        print(" | ".join(cells), flush=True)
+    Path(args.out).write_text(json.dumps({"evaluations": results}, indent=1))
     return 0
 
 

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from .align import AlignHead
 from .head import OceanHead
-from .mobile_trunk import OUT_CHANNELS, MobileTrunk
+from .mobile_trunk import OUT_CHANNELS, STAGES, MobileTrunk
 from .ocean import TEMPLATE_SIZE, OceanOutput
+from .online_classifier import FEATURE_STRIDE, OnlineClassifier, initialise_untrained
 
 ARCH = "ocean_lite"
 # Template feature rows/cols kept after the neck, per trunk stride: (first index c0, side K).
@@ -25,6 +26,10 @@ ARCH = "ocean_lite"
 # Stride 8: 16×16 → rows/cols 4..11.
 _TEMPLATE_CROP = {16: (1, 6), 8: (4, 8)}
 _TEMPLATE_CENTRE = (TEMPLATE_SIZE - 1) / 2  # 63: pixel of the target centre in the template crop
+_FIRST_STRIDE16_STAGE = 4  # trunk stages 4..9 run at stride 16 (stride-16 trunk)
+# ImageNet statistics of the online samples (RGB, 0..1); the trunk itself takes BGR 0..255.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class LiteNetConfig:
     channels: int = 64  # neck output and head width
     tower_depth: int = 2  # conv-BN-ReLU layers per tower
     align: bool = True  # object-aware head
+    online_dim: int = 0  # width of the online classifier's features (0: no online classifier)
+    online_layer: int = 9  # trunk stage whose output feeds the online projection (4..9, all at stride 16)
 
     def __post_init__(self) -> None:
         if self.stride not in _TEMPLATE_CROP:
@@ -43,13 +50,29 @@ class LiteNetConfig:
             raise ValueError(f"channels must be in [8, 512], got {self.channels}")
         if not 1 <= self.tower_depth <= 8:
             raise ValueError(f"tower_depth must be in [1, 8], got {self.tower_depth}")
+        if self.online_dim:
+            if self.stride != FEATURE_STRIDE:
+                raise ValueError(
+                    f"the online classifier needs stride {FEATURE_STRIDE} features, got stride {self.stride}"
+                )
+            if not 8 <= self.online_dim <= 512:
+                raise ValueError(f"online_dim must be 0 or in [8, 512], got {self.online_dim}")
+        if not _FIRST_STRIDE16_STAGE <= self.online_layer <= len(STAGES):
+            raise ValueError(
+                f"online_layer must be in [{_FIRST_STRIDE16_STAGE}, {len(STAGES)}], got {self.online_layer}"
+            )
+
+    @property
+    def online_in_dim(self) -> int:
+        """Channels of the trunk stage the online projection reads."""
+        return STAGES[self.online_layer - 1].out
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> LiteNetConfig:
-        known = {"stride", "channels", "tower_depth", "align"}
+        known = {"stride", "channels", "tower_depth", "align", "online_dim", "online_layer"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown Ocean-Lite net key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -92,7 +115,11 @@ class OceanLiteNet(nn.Module):
         with torch.no_grad():
             self.connect_model.bias.fill_(math.log(2.0 * cfg.stride))
         self.align_head = AlignHead(cfg.channels, cfg.channels) if cfg.align else None
+        if cfg.online_dim:
+            self.classifier = initialise_untrained(OnlineClassifier(cfg.online_in_dim, cfg.online_dim))
         self._trunk_channels_last = False
+        self.register_buffer("_rgb_mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_rgb_std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def use_channels_last_trunk(self) -> OceanLiteNet:
         """Run the trunk in channels-last layout (about 1.4× faster on CPU for its depth-wise convs); in place."""
@@ -126,6 +153,37 @@ class OceanLiteNet(nn.Module):
     def has_align(self) -> bool:
         """True when the object-aware head is built."""
         return self.align_head is not None
+
+    @property
+    def has_classifier(self) -> bool:
+        """True when the online classifier (``classifier.*``) is built (``config.online_dim > 0``)."""
+        return self.config.online_dim > 0
+
+    # --- online classifier ----------------------------------------------------------------------------
+    def online_trunk_features(self, x: Tensor) -> Tensor:
+        """ImageNet-normalised RGB samples [N,3,S,S] → trunk stage ``online_layer`` output [N,C,S/16,S/16].
+
+        The samples are mapped back to the trunk's input (BGR, 0..255) first; the trunk runs in the weights'
+        dtype and layout. 224-px samples give 14×14 maps.
+        """
+        weight = self.backbone.features[0][0].weight
+        x = x.to(device=weight.device, dtype=torch.float32)
+        image = ((x * self._rgb_std.to(x.device) + self._rgb_mean.to(x.device)) * 255.0).flip(1)
+        image = image.to(weight.dtype)
+        layer = self.config.online_layer
+        if layer == len(STAGES):
+            return self._trunk(image, None)
+        stages = self.backbone.features[: layer + 1]
+        if self._trunk_channels_last:
+            return stages(image.contiguous(memory_format=torch.channels_last)).contiguous()
+        return stages(image)
+
+    def classification_features(self, x: Tensor) -> Tensor:
+        """ImageNet-normalised RGB samples [N,3,224,224] → online classification features [N,online_dim,14,14]
+        (float32, stride 16): trunk stage → 3×3 projection → instance L2 norm."""
+        if not self.has_classifier:
+            raise RuntimeError("this Ocean-Lite network has no online classifier (config.online_dim = 0)")
+        return self.classifier.extract_features(self.online_trunk_features(x))
 
     # --- forward --------------------------------------------------------------------------------------
     def _prepare(self, image: Tensor, name: str) -> Tensor:
@@ -175,6 +233,10 @@ class OceanLiteNet(nn.Module):
         return list(self.backbone.parameters())
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Every parameter outside the trunk (neck, correlation head, object-aware head)."""
-        trunk = {id(p) for p in self.backbone.parameters()}
-        return [p for p in self.parameters() if id(p) not in trunk]
+        """Every Siamese parameter outside the trunk (neck, correlation head, object-aware head)."""
+        other = {id(p) for p in self.backbone.parameters()} | {id(p) for p in self.online_parameters()}
+        return [p for p in self.parameters() if id(p) not in other]
+
+    def online_parameters(self) -> list[nn.Parameter]:
+        """The online classifier's parameters (projection, initialiser, optimiser); empty without one."""
+        return list(self.classifier.parameters()) if self.has_classifier else []

@@ -35,6 +35,7 @@ __all__ = [
     "apply_filter",
     "distance_bins",
     "filter_gradient",
+    "initialise_untrained",
 ]
 
 FEATURE_DIM = 512
@@ -276,3 +277,29 @@ class OnlineClassifier(nn.Module):
     def classify(filt: Tensor, feat: Tensor) -> Tensor:
         """Raw scores [N, 1, h+1, w+1] of features [N, 512, h, w] under the filter [1, 512, 4, 4] (float32)."""
         return apply_filter(feat.float(), filt.float())
+
+
+def initialise_untrained(
+    classifier: OnlineClassifier, sigma_cells: float = 1.0, mask_factor: float = 4.0, filter_reg: float = 0.01,
+    step_length: float = 1.0,
+) -> OnlineClassifier:
+    """DiMP's starting point for a classifier trained from scratch (in place; returns it).
+
+    Over the distance bins d_k = k·0.1 cells: label y(d) = exp(-d²/(2σ²)) (σ = ``sigma_cells``), mask
+    m(d) = sigmoid(mask_factor·tanh(2 - d)), spatial weight v(d) = 1; step length and regularisation as given;
+    the initialiser conv is the identity (initial filter = pooled target features); the projection keeps its
+    default (Kaiming-uniform) initialisation.
+    """
+    opt = classifier.filter_optimizer
+    d = torch.arange(NUM_DIST_BINS, dtype=torch.float32) * BIN_DISPLACEMENT
+    with torch.no_grad():
+        opt.label_map_predictor.weight.copy_(torch.exp(-0.5 * (d / sigma_cells) ** 2).view(1, -1, 1, 1))
+        opt.target_mask_predictor[0].weight.copy_((mask_factor * torch.tanh(2.0 - d)).view(1, -1, 1, 1))
+        opt.spatial_weight_predictor.weight.fill_(1.0)
+        opt.filter_reg.fill_(filter_reg)
+        opt.log_step_length.fill_(math.log(step_length))
+        conv = classifier.filter_initializer.filter_conv
+        conv.weight.zero_()
+        conv.weight[:, :, 1, 1].copy_(torch.eye(conv.out_channels, conv.in_channels))
+        conv.bias.zero_()
+    return classifier
