@@ -14,6 +14,11 @@ Examples::
     python benchmarks/bench_online.py                                  # CPU, float32, golden bag, VOT2019ON
     python benchmarks/bench_online.py --device cuda --half
     python benchmarks/bench_online.py --sequence path/to/seq --preset ONLINE --frames 100 --json out.json
+    python benchmarks/bench_online.py --device cuda --mode eager graph     # classic step vs captured Siamese step
+    python benchmarks/bench_online.py --checkpoint ocean_ros/models/ocean_lite.pth --preset LITE --online
+
+``--mode``: eager = the classic step; static = the fixed device step run eagerly; graph = that step captured as
+a CUDA graph (the online branch itself runs eagerly around it).
 """
 
 from __future__ import annotations
@@ -93,14 +98,18 @@ def synchronise(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run(args, device: str, folder: Path) -> dict:
+MODES = {"eager": "classic", "static": "static", "graph": "graph"}
+
+
+def run(args, device: str, folder: Path, mode: str = "eager") -> dict:
     dtype = torch.float16 if args.half else torch.float32
     net, weights = load_net(args, device, dtype, folder)
     frames, box = read_sequence(args.sequence, args.frames + 1)
-    config = TrackerConfig.from_preset(args.preset, half=args.half, crop_backend="torch")
+    overrides = {"online": True} if args.online else {}
+    config = TrackerConfig.from_preset(args.preset, half=args.half, crop_backend="torch", **overrides)
     if not config.online:
-        raise SystemExit(f"preset {args.preset} is not an online preset")
-    tracker = OceanTracker(net, config, device)
+        raise SystemExit(f"preset {args.preset} is not an online preset (add --online to force it on)")
+    tracker = OceanTracker(net, config, device, step_mode=MODES[mode])
     tracker.initialize(frames[0], box)  # warm-up (allocations, kernels)
     synchronise(device)
     start = time.perf_counter()
@@ -127,6 +136,7 @@ def run(args, device: str, folder: Path) -> dict:
         "weights": weights,
         "sequence": str(args.sequence),
         "preset": args.preset,
+        "mode": mode if tracker.graph_failure is None else "static (graph capture failed)",
         "init_ms": init_ms,
         "flags": flags,
         **{name: {key: stats(values) for key, values in group.items()} for name, group in groups.items()},
@@ -134,8 +144,8 @@ def run(args, device: str, folder: Path) -> dict:
 
 
 def report(result: dict) -> None:
-    print(f"{result['device']} ({result['dtype']}, {result['threads']} threads), preset {result['preset']}, "
-          f"weights: {result['weights']}")
+    print(f"{result['device']} ({result['dtype']}, {result['threads']} threads), mode {result['mode']}, "
+          f"preset {result['preset']}, weights: {result['weights']}")
     print(f"  first-frame training (30 samples, 25 steps): {result['init_ms']:.0f} ms; flags {result['flags']}")
     for name in ("optimising", "not_optimising"):
         online, total = result[name]["online"], result[name]["total"]
@@ -153,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="VOT2019ON", choices=preset_names())
     parser.add_argument("--device", default="cpu", help="cpu, cuda or 'all' (cpu, then cuda if available)")
     parser.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
+    parser.add_argument("--online", action="store_true", help="turn the online branch on whatever the preset says")
+    parser.add_argument("--mode", nargs="+", default=["eager"], choices=tuple(MODES),
+                        help="eager: classic step; static: fixed device step; graph: captured step (CUDA)")
     parser.add_argument("--frames", type=int, default=40, help="tracked frames")
     parser.add_argument("--warmup", type=int, default=2, help="tracked frames left out of the statistics")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -167,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.half and not device.startswith("cuda"):
                 print(f"skipping {device}: --half needs CUDA", file=sys.stderr)
                 continue
-            results.append(run(args, device, Path(tmp)))
-            report(results[-1])
+            for mode in args.mode:
+                results.append(run(args, device, Path(tmp), mode))
+                report(results[-1])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -10,6 +10,10 @@ Examples::
     python benchmarks/bench_tracker.py                         # CPU, float32, shipped Ocean-Lite, Crossing
     python benchmarks/bench_tracker.py --device cuda --half both --crop-backend torch opencv
     python benchmarks/bench_tracker.py --checkpoint OceanV.pth --preset VOT2019 --sequence path/to/bag
+    python benchmarks/bench_tracker.py --device cuda --mode eager graph --half both   # the captured step
+
+Modes: ``eager`` is the classic host-driven step (any crop backend), ``static`` the fixed device step run eagerly,
+``graph`` that step captured as a CUDA graph (on a CPU it falls back to ``static`` and says so).
 """
 
 from __future__ import annotations
@@ -57,11 +61,14 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90)), "p99": float(np.percentile(arr, 99))}
 
 
-def run_case(args, frames, box, device: str, half: bool, crop_backend: str) -> dict:
+MODES = {"eager": "classic", "static": "static", "graph": "graph"}
+
+
+def run_case(args, frames, box, device: str, half: bool, crop_backend: str, mode: str = "eager") -> dict:
     dtype = torch.float16 if half else torch.float32
     net, _ = load_model(args.checkpoint, device=device, dtype=dtype)
     config = TrackerConfig.from_preset(args.preset, crop_backend=crop_backend, half=half)
-    tracker = OceanTracker(net, config, device)
+    tracker = OceanTracker(net, config, device, step_mode=MODES[mode])
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     stages: dict[str, list[float]] = {}
@@ -87,6 +94,7 @@ def run_case(args, frames, box, device: str, half: bool, crop_backend: str) -> d
         "device": device_name,
         "precision": "float16" if half else "float32",
         "crop_backend": tracker.crop_backend,
+        "mode": mode if tracker.graph_failure is None else "static (graph capture failed)",
         "preset": args.preset,
         "frames_timed": len(wall),
         "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
@@ -102,7 +110,8 @@ def run_case(args, frames, box, device: str, half: bool, crop_backend: str) -> d
 def print_report(report: dict) -> None:
     w = report["wall_ms"]
     line = (
-        f"{report['device']:<28} {report['precision']:<8} crop={report['crop_backend']:<6} {report['frame_size']:>9} "
+        f"{report['device']:<28} {report['precision']:<8} {report['mode']:<6} crop={report['crop_backend']:<6} "
+        f"{report['frame_size']:>9} "
         f"total median {w['median']:7.2f} p90 {w['p90']:7.2f} p99 {w['p99']:7.2f} ms"
     )
     stages = "  ".join(
@@ -127,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="tracked frames excluded from statistics")
     parser.add_argument("--device", nargs="+", default=["cpu"], help="cpu, cuda, cuda:N (several allowed)")
     parser.add_argument("--half", choices=("off", "on", "both"), default="off", help="float16 (CUDA only)")
-    parser.add_argument("--crop-backend", nargs="+", default=["auto"], choices=("auto", "opencv", "torch"))
+    parser.add_argument("--crop-backend", nargs="+", default=["auto"], choices=("auto", "opencv", "torch"),
+                        help="crop backends of the eager mode (static and graph always crop with torch)")
+    parser.add_argument("--mode", nargs="+", default=["eager"], choices=tuple(MODES),
+                        help="eager: classic step; static: fixed device step, eager; graph: captured (CUDA)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", help="also write all reports to this JSON file")
     args = parser.parse_args(argv)
@@ -147,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             if half and not device.startswith("cuda"):
                 print(f"skip float16 on {device}: half precision needs CUDA", flush=True)
                 continue
-            for backend in args.crop_backend:
-                report = run_case(args, frames, box, device, half, backend)
-                print_report(report)
-                reports.append(report)
+            for mode in args.mode:
+                for backend in args.crop_backend if mode == "eager" else ["torch"]:
+                    report = run_case(args, frames, box, device, half, backend, mode)
+                    print_report(report)
+                    reports.append(report)
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
     return 0

@@ -11,7 +11,7 @@ from ocean_ros.core.config import PRESETS, ParamSpec, TrackerConfig, preset_name
 REQUIRED_FIELDS = {
     "preset", "penalty_k", "window_influence", "lr", "small_sz", "big_sz", "small_target_area",
     "exemplar_size", "total_stride", "context_amount", "align", "align_ratio", "online", "online_ratio",
-    "crop_backend", "half", "lost_threshold", "lost_frames",
+    "crop_backend", "half", "cuda_graphs", "lost_threshold", "lost_frames",
 }
 
 

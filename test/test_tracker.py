@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from lockstep import MemoNet
 from torch import nn
 
 from ocean_ros.core import geometry as g
@@ -32,6 +33,7 @@ RUNS = {  # golden run -> (sequence, image folder, preset); align follows the pr
     "ball1_VOT2018_align": ("ball1", "color", "VOT2018"),
 }
 TOLERANCE_PX = 0.01
+STATIC_STEP_TOLERANCE_PX = 1e-4  # the fixed device step (run eagerly on CPU) against the classic step
 # ball1 with the object-aware head: the random weights predict degenerate boxes whose tap positions amplify float32
 # conv rounding, which depends on the CPU's kernels (1.3e-3 px on the machine the reference was checked on, 0.02 px
 # on an AMD EPYC, the same trajectory in both). Every other run is held to TOLERANCE_PX.
@@ -124,18 +126,24 @@ def test_parity_with_golden_run(run, golden_net, golden_dir, sequences_dir):
     assert len(frames) == len(ref_boxes)
     cfg = TrackerConfig.from_preset(preset, crop_backend="opencv")
     assert cfg.align == run.endswith("_align")
-    net = RecordingNet(golden_net)
+    memo = MemoNet(golden_net)
+    net = RecordingNet(memo)
     tracker = OceanTracker(net, cfg, device="cpu")
+    static = OceanTracker(memo, cfg, device="cpu", step_mode="static")  # in lockstep: the same crops
     box0 = initial_box(sequences_dir, seq)
     np.testing.assert_allclose(box0, ref_boxes[0], atol=1e-4)
     tracker.initialize(cv2.imread(str(frames[0])), box0)
+    static.initialize(cv2.imread(str(frames[0])), box0)
 
-    errors = []
+    errors, static_errors = [], []
     tolerance = RUN_TOLERANCE_PX.get(run, TOLERANCE_PX)
     for k in range(1, len(frames)):
         frame = cv2.imread(str(frames[k]))
         state_before = (tracker._center, tracker._size)
         result = tracker.track(frame)
+        static_result = static.track(frame)
+        static_errors.append(float(np.abs(np.array(static_result.box_xywh) - np.array(result.box_xywh)).max()))
+        assert static_result.peak == result.peak and static_result.crop_side == result.crop_side
         err = float(np.abs(np.array(result.box_xywh) - ref_boxes[k]).max())
         errors.append(err)
         if err > tolerance:
@@ -143,6 +151,8 @@ def test_parity_with_golden_run(run, golden_net, golden_dir, sequences_dir):
             why = _explain_departure(tracker, frame, ref_boxes[k])
             pytest.fail(f"{run}: frame {k + 1} departs by {err:.4f} px ({why})")
     assert max(errors) <= tolerance
+    assert max(static_errors) <= STATIC_STEP_TOLERANCE_PX, f"static step departs by {max(static_errors):.2e} px"
+    assert memo.hits == len(frames) - 1  # every static crop equalled the classic one byte for byte
 
     for k in range(5):  # search crops of frames 2-6, produced from the tracker's own states
         assert net.crops[k].shape == ref[f"x{k}"].shape

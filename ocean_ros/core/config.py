@@ -189,6 +189,10 @@ class TrackerConfig:
     half: bool = param_field(
         False, "run the network in float16 (CUDA only); post-processing stays float32 or wider"
     )
+    cuda_graphs: bool = param_field(
+        True, "on CUDA, run each frame as one captured graph over fixed device buffers (torch crops; falls "
+        "back to eager with one warning if capture fails); ignored on CPU"
+    )
     lost_threshold: float = param_field(
         0.3, "score (fused sigmoid at the peak, 0..1) below which a frame counts as low",
         range=(0.0, 1.0), runtime_safe=True,

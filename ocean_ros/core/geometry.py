@@ -20,6 +20,7 @@ __all__ = [
     "crop_opencv",
     "crop_origin",
     "crop_torch",
+    "crop_torch_t",
     "fill_colour",
     "frame_to_device",
     "polygon_to_center_size",
@@ -30,6 +31,7 @@ __all__ = [
     "score_size",
     "grid_coords",
     "search_crop_side",
+    "search_crop_side_t",
     "template_crop_side",
 ]
 
@@ -221,18 +223,87 @@ def crop_torch(
     rounds differently). Nothing is copied to the host.
     """
     device = frame_t.device
-    height, width = frame_t.shape[:2]
     xmin, ymin = crop_origin(center_xy, int(crop_side))
     ix0, ix1, wx0, wx1 = _linear_taps(out_size, int(crop_side), False, device)
     iy0, iy1, wy0, wy1 = _linear_taps(out_size, int(crop_side), True, device)
     cols = torch.cat((ix0, ix1)) + xmin
     rows = torch.cat((iy0, iy1)) + ymin
+    return _resample(frame_t, rows, cols, (wx0, wx1), (wy0, wy1), fill, dtype)
+
+
+def search_crop_side_t(size_wh: torch.Tensor, context_amount: float, exemplar_size: int, search_size: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`search_crop_side` on the device: ``size_wh`` float64 [2] → (scale_z, side) float64 0-dim tensors.
+
+    The same float64 operations in the same order, so the values equal the host function's.
+    """
+    w, h = size_wh[0], size_wh[1]
+    p = context_amount * (w + h)
+    s_z = torch.sqrt((w + p) * (h + p))
+    scale_z = exemplar_size / s_z
+    pad = (search_size - exemplar_size) / 2 / scale_z
+    return scale_z, torch.floor(s_z + 2 * pad + 0.5)  # round half away from zero (the side is positive)
+
+
+def _linear_taps_t(out_size: int, crop_side: torch.Tensor, rows: bool, steps: torch.Tensor
+                   ) -> tuple[torch.Tensor, ...]:
+    """:func:`_linear_taps` for a crop side held in a float64 0-dim device tensor; ``steps`` = arange(out) f64."""
+    scale = 1.0 / (out_size / crop_side)
+    pos = ((steps + 0.5) * scale - 0.5).to(torch.float32)
+    idx = torch.floor(pos)
+    frac = pos - idx
+    idx = idx.to(torch.int64)
+    last = crop_side.to(torch.int64) - 1
+    if not rows:
+        frac = torch.where((idx < 0) | (idx >= last), torch.zeros_like(frac), frac)
+    w1 = torch.round(frac * _COEF_SCALE).to(torch.int32)
+    w0 = torch.round((1.0 - frac) * _COEF_SCALE).to(torch.int32)
+    idx0 = torch.minimum(idx.clamp(min=0), last)
+    idx1 = torch.minimum((idx + 1).clamp(min=0), last)
+    return idx0, idx1, w0, w1
+
+
+def crop_torch_t(
+    frame_t: torch.Tensor,
+    center_xy: torch.Tensor,
+    out_size: int,
+    crop_side: torch.Tensor,
+    fill: torch.Tensor,
+    dtype: torch.dtype,
+    steps: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`crop_torch` with the centre (float64 [2]) and side (float64 0-dim) as device tensors.
+
+    Fixed shapes and no host reads, so it can be captured in a CUDA graph; ``steps`` is arange(out_size) in
+    float64 on the device. Gives the same crop as :func:`crop_torch` for the same centre and side.
+    """
+    corner = torch.round(center_xy - (crop_side + 1) / 2).to(torch.int64)  # crop_origin, ties to even
+    ix0, ix1, wx0, wx1 = _linear_taps_t(out_size, crop_side, False, steps)
+    iy0, iy1, wy0, wy1 = _linear_taps_t(out_size, crop_side, True, steps)
+    cols = torch.cat((ix0, ix1)) + corner[0]
+    rows = torch.cat((iy0, iy1)) + corner[1]
+    return _resample(frame_t, rows, cols, (wx0, wx1), (wy0, wy1), fill, dtype)
+
+
+def _resample(
+    frame_t: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    wx: tuple[torch.Tensor, torch.Tensor],
+    wy: tuple[torch.Tensor, torch.Tensor],
+    fill: torch.Tensor,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """cv2 INTER_LINEAR from frame rows/cols (first half: tap 0, second half: tap 1) with integer weights."""
+    height, width = frame_t.shape[:2]
+    wx0, wx1 = wx
+    wy0, wy1 = wy
     col_ok = (cols >= 0) & (cols < width)
     row_ok = (rows >= 0) & (rows < height)
     taps = frame_t[rows.clamp(0, height - 1)[:, None], cols.clamp(0, width - 1)[None, :]]
     inside = (row_ok[:, None] & col_ok[None, :])[..., None]
     taps = torch.where(inside, taps, fill.view(1, 1, -1)).to(torch.int32)  # (2S, 2S, 3)
-    n = out_size
+    n = wx0.shape[0]
     horiz = taps[:, :n] * wx0.view(1, n, 1) + taps[:, n:] * wx1.view(1, n, 1)  # (2S, S, 3), x2048
     # cv2's vectorised vertical pass: ((h >> 4) * w >> 16) per tap, summed, then (v + 2) >> 2.
     top = ((horiz[:n] >> 4) * wy0.view(n, 1, 1)) >> 16

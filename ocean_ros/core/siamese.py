@@ -23,10 +23,12 @@ __all__ = [
     "decode_boxes",
     "fuse_scores",
     "make_score_grid",
+    "peak_picks",
     "resize_online_map",
     "scale_ratio_penalty",
     "select_peak",
     "update_state",
+    "update_state_t",
 ]
 
 MAP_DTYPE = torch.float64
@@ -120,7 +122,7 @@ def _change(r: torch.Tensor) -> torch.Tensor:
 
 
 def scale_ratio_penalty(
-    pred_w: torch.Tensor, pred_h: torch.Tensor, target_w: float, target_h: float, penalty_k: float
+    pred_w: torch.Tensor, pred_h: torch.Tensor, target_w: Scalar, target_h: Scalar, penalty_k: Scalar
 ) -> torch.Tensor:
     """exp(-(r_c·s_c - 1)·k) per cell (spec §5.6); predicted and target sizes in search-crop pixels."""
     s_c = _change(_context_size(pred_w, pred_h) / _context_size(target_w, target_h))
@@ -142,21 +144,42 @@ def select_peak(
     target size in search-crop pixels. ``online_map`` (any [.., h, w] float map) is bicubically resized to
     N×N and blended as online_ratio·online + (1 - online_ratio)·pscore after penalty and window (spec §6.7).
     """
-    x1, y1, x2, y2 = boxes
-    pred_w, pred_h = x2 - x1, y2 - y1
-    penalty = scale_ratio_penalty(pred_w, pred_h, target_wh[0], target_wh[1], params.penalty_k)
-    pscore = penalty * score.to(MAP_DTYPE)
-    pscore = pscore * (1 - params.window_influence) + grid.window * params.window_influence
-    if online_map is not None:
-        pscore = params.online_ratio * resize_online_map(online_map, grid.score_size) + (
-            1 - params.online_ratio
-        ) * pscore
-    peak = torch.argmax(pscore.reshape(-1))  # first maximum in row-major order
-    maps = torch.stack([x1, y1, x2, y2, score.to(MAP_DTYPE), penalty, pscore]).reshape(7, -1)
-    picks = torch.cat([peak.to(MAP_DTYPE).reshape(1), maps[:, peak]])
+    picks = peak_picks(
+        score, boxes, grid, target_wh[0], target_wh[1], params.penalty_k, params.window_influence,
+        online_map, params.online_ratio,
+    )
     idx, px1, py1, px2, py2, sc, pen, ps = picks.cpu().tolist()
     row, col = divmod(int(idx), grid.score_size)
     return StepResult(row, col, (px1 + px2) / 2, (py1 + py2) / 2, px2 - px1, py2 - py1, sc, pen, ps)
+
+
+Scalar = float | torch.Tensor  # a Python float or a 0-dim MAP_DTYPE tensor on the maps' device
+
+
+def peak_picks(
+    score: torch.Tensor,
+    boxes: tuple[torch.Tensor, ...],
+    grid: ScoreGrid,
+    target_w: Scalar,
+    target_h: Scalar,
+    penalty_k: Scalar,
+    window_influence: Scalar,
+    online_map: torch.Tensor | None = None,
+    online_ratio: Scalar = 0.0,
+) -> torch.Tensor:
+    """:func:`select_peak` without the host read: MAP_DTYPE [8] on the device holding
+    (flat index, x1, y1, x2, y2, score, penalty, pscore) of the chosen cell; scalars may be device tensors."""
+    x1, y1, x2, y2 = boxes
+    pred_w, pred_h = x2 - x1, y2 - y1
+    penalty = scale_ratio_penalty(pred_w, pred_h, target_w, target_h, penalty_k)
+    pscore = penalty * score.to(MAP_DTYPE)
+    pscore = pscore * (1 - window_influence) + grid.window * window_influence
+    if online_map is not None:
+        pscore = online_ratio * resize_online_map(online_map, grid.score_size) + (1 - online_ratio) * pscore
+    peak = torch.argmax(pscore.reshape(-1))  # first maximum in row-major order
+    maps = torch.stack([x1, y1, x2, y2, score.to(MAP_DTYPE), penalty, pscore]).reshape(7, -1)
+    # index_select, not maps[:, peak]: indexing with a 0-dim tensor reads it on the host (a sync; no graph capture)
+    return torch.cat([peak.to(MAP_DTYPE).reshape(1), maps.index_select(1, peak.reshape(1)).reshape(-1)])
 
 
 def resize_online_map(online_map: torch.Tensor, n: int) -> torch.Tensor:
@@ -195,3 +218,45 @@ def update_state(
     new_w = max(10.0, min(float(img_w), new_w))
     new_h = max(10.0, min(float(img_h), new_h))
     return (cx, cy), (new_w, new_h), rate
+
+
+def _host_min(limit: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """Python's ``min(limit, x)`` elementwise: ``x`` only where x < limit (so a NaN gives ``limit``)."""
+    return torch.where(x < limit, x, limit)
+
+
+def _host_max(limit: float, x: torch.Tensor) -> torch.Tensor:
+    """Python's ``max(limit, x)`` elementwise: ``x`` only where x > limit."""
+    return torch.where(x > limit, x, limit)
+
+
+def update_state_t(
+    state: torch.Tensor,
+    picks: torch.Tensor,
+    scale_z: torch.Tensor,
+    search_size: int,
+    lr: Scalar,
+    image_wh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`update_state` on the device: ``state`` (cx, cy, w, h) MAP_DTYPE [4], ``picks`` from
+    :func:`peak_picks`, ``image_wh`` MAP_DTYPE [2] → (new state [4], size rate 0-dim). Same float64 operations
+    in the same order as the host function, and the same clipping (a NaN centre or size clips to the image)."""
+    cx, cy, w, h = state.unbind()
+    _, px1, py1, px2, py2, sc, pen, _ = picks.unbind()
+    w_t, h_t = (w * scale_z) / scale_z, (h * scale_z) / scale_z
+    half = search_size // 2
+    dx, dy = ((px1 + px2) / 2 - half) / scale_z, ((py1 + py2) / 2 - half) / scale_z
+    pw, ph = (px2 - px1) / scale_z, (py2 - py1) / scale_z
+    rate = pen * sc * lr
+    res_w = pw * rate + (1 - rate) * w_t
+    res_h = ph * rate + (1 - rate) * h_t
+    new_w = w_t * (1 - rate) + rate * res_w
+    new_h = h_t * (1 - rate) + rate * res_h
+    img_w, img_h = image_wh.unbind()
+    new = torch.stack([
+        _host_max(0.0, _host_min(img_w, cx + dx)),
+        _host_max(0.0, _host_min(img_h, cy + dy)),
+        _host_max(10.0, _host_min(img_w, new_w)),
+        _host_max(10.0, _host_min(img_h, new_h)),
+    ])
+    return new, rate

@@ -7,8 +7,9 @@ boxes are ``x, y, w, h`` in 0-based frame pixels.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -36,9 +37,16 @@ from .siamese import (
     select_peak,
     update_state,
 )
+from .static_step import StaticStep, StepReadout
 from .types import Box, TrackResult, TrackState
 
-__all__ = ["OceanTracker", "OnlineUnsupportedError", "check_init_box", "to_bgr"]
+__all__ = ["STEP_MODES", "OceanTracker", "OnlineUnsupportedError", "PendingTrack", "check_init_box", "to_bgr"]
+
+_LOG = logging.getLogger(__name__)
+# classic: host-driven step (OpenCV or torch crops); static: the fixed device step run eagerly; graph: the static
+# step captured as a CUDA graph (eager where capture is impossible).
+STEP_MODES = ("classic", "static", "graph")
+MAX_STATIC_STEPS = 6  # static steps (buffers, graphs) kept per tracker; the oldest is dropped beyond this
 
 
 class OnlineUnsupportedError(NotImplementedError, ValueError):
@@ -123,21 +131,48 @@ class _StageTimer:
         return timings
 
 
+class PendingTrack:
+    """A frame whose step has been launched; :meth:`result` waits for it (on CUDA, for its event) once."""
+
+    def __init__(self, finish: Callable[[], TrackResult], ready: Callable[[], bool]) -> None:
+        self._finish = finish
+        self._ready = ready
+        self._result: TrackResult | None = None
+
+    def ready(self) -> bool:
+        """True when :meth:`result` will not block."""
+        return self._result is not None or self._ready()
+
+    def result(self) -> TrackResult:
+        """The frame's result (the tracker's state is updated on the first call)."""
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+
 class OceanTracker:
     """Single-target Ocean tracker (TracKit's Siamese loop, spec §5) around a shared :class:`OceanNet`.
 
     ``model`` must provide ``template(z)``, ``track(x, zf, use_align)`` and ``has_align``; it is moved to
-    ``device`` (and to float16 when ``config.half``) and set to eval mode.
+    ``device`` (and to float16 when ``config.half``) and set to eval mode. ``step_mode`` (one of
+    :data:`STEP_MODES`) picks how a frame runs; None means 'graph' on CUDA when ``config.cuda_graphs`` is set,
+    else 'classic'. 'static' and 'graph' always crop with the torch backend.
     """
 
-    def __init__(self, model: nn.Module, config: TrackerConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrackerConfig,
+        device: str | torch.device = "cpu",
+        step_mode: str | None = None,
+    ) -> None:
         self.device = torch.device(device)
         if config.half and self.device.type != "cuda":
             raise ValueError(f"half precision needs a CUDA device, got {self.device}")
         if config.online and not getattr(model, "has_classifier", False):
             raise OnlineUnsupportedError(
                 "config.online is set but the model has no online classifier: load an online checkpoint "
-                "(classifier.* and layeronline weights, e.g. OceanV19on.pth)"
+                "(the shipped ocean_lite.pth, or TracKit's classifier.* and layeronline weights, e.g. OceanV19on.pth)"
             )
         if config.align and not getattr(model, "has_align", False):
             raise ValueError("config.align is set but the model has no object-aware head (align_head)")
@@ -151,8 +186,13 @@ class OceanTracker:
         self.model = model.to(device=self.device, dtype=self._net_dtype).eval()
         self._config = config
         self._params = self._step_params(config)
-        self._crop_backend = self.resolve_crop_backend(config.crop_backend, self.device)
+        self._step_mode = self.resolve_step_mode(step_mode, config, self.device)
+        backend = config.crop_backend if self._step_mode == "classic" else "torch"
+        self._crop_backend = self.resolve_crop_backend(backend, self.device)
         self._grids: dict[int, ScoreGrid] = {}
+        self._steps: dict[tuple[int, int, int], StaticStep] = {}
+        self._graph_failure: str | None = None
+        self._pending: PendingTrack | None = None
         self._online: OnlineBranch | None = None
         if config.online:
             self._online = OnlineBranch(self.model, OnlineParams.from_config(config), self.device)
@@ -175,6 +215,8 @@ class OceanTracker:
         self._params = self._step_params(self._config)
         if self._online is not None:
             self._online.params = OnlineParams.from_config(self._config)
+        if self._step is not None:
+            self._step.set_params(self._params)
         return self._config
 
     @staticmethod
@@ -183,6 +225,30 @@ class OceanTracker:
         if name != "auto":
             return name
         return "torch" if device.type == "cuda" else "opencv"
+
+    @staticmethod
+    def resolve_step_mode(mode: str | None, config: TrackerConfig, device: torch.device) -> str:
+        """The step mode for ``mode`` (None: 'graph' on CUDA with ``config.cuda_graphs``, else 'classic')."""
+        if mode is None:
+            return "graph" if device.type == "cuda" and config.cuda_graphs else "classic"
+        if mode not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}, got {mode!r}")
+        return mode
+
+    @property
+    def step_mode(self) -> str:
+        """How frames run: 'classic', 'static' (fixed device step, eager) or 'graph' (captured step)."""
+        return self._step_mode
+
+    @property
+    def graph_failure(self) -> str | None:
+        """Why CUDA graph capture failed (the tracker then runs the static step eagerly); None otherwise."""
+        return self._graph_failure
+
+    @property
+    def static_steps(self) -> tuple[StaticStep, ...]:
+        """The static steps built so far (one per search size and frame size), for inspection."""
+        return tuple(self._steps.values())
 
     @property
     def crop_backend(self) -> str:
@@ -219,6 +285,8 @@ class OceanTracker:
 
     def reset(self) -> None:
         """Forget the target; the tracker returns to IDLE."""
+        self._pending = None
+        self._step: StaticStep | None = None
         self._state = TrackState.IDLE
         self._zf: torch.Tensor | None = None
         self._center = (0.0, 0.0)
@@ -236,6 +304,7 @@ class OceanTracker:
     @torch.inference_mode()
     def initialize(self, frame_bgr: np.ndarray, box_xywh: Sequence[float]) -> None:
         """Start tracking the target inside ``box_xywh`` (x, y, w, h; 0-based frame px) on ``frame_bgr``."""
+        self._settle()
         frame = to_bgr(frame_bgr)
         height, width = frame.shape[:2]
         box = check_init_box(box_xywh, width, height)
@@ -256,11 +325,23 @@ class OceanTracker:
         self._center, self._size = center, size
         self._search_size = search_size
         self._image_wh = (width, height)
+        if self._step_mode != "classic":
+            self._step = self._static_step(search_size, width, height)
+            self._step.load_target(zf, center, size, fill, self._params)
         self._state = TrackState.TRACKING
 
-    @torch.inference_mode()
     def track(self, frame_bgr: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns the box, score in [0, 1], state and stage timings."""
+        return self.track_async(frame_bgr).result()
+
+    @torch.inference_mode()
+    def track_async(self, frame_bgr: np.ndarray) -> PendingTrack:
+        """Launch the next frame; the returned :class:`PendingTrack` gives its result.
+
+        With a static step on CUDA the call returns once the step is queued (the online update, when on, runs
+        in :meth:`PendingTrack.result`); otherwise the frame is already done. A new call settles the last one.
+        """
+        self._settle()
         if self._state is TrackState.IDLE or self._zf is None:
             raise ValueError("track() called before initialize() (or after reset())")
         frame = to_bgr(frame_bgr)
@@ -270,6 +351,21 @@ class OceanTracker:
                 f"frame size {width}x{height} differs from the initialisation frame "
                 f"{self._image_wh[0]}x{self._image_wh[1]}; re-initialise"
             )
+        if self._step is not None:
+            pending = self._launch_static(self._step, frame)
+        else:
+            done = self._track_classic(frame)
+            pending = PendingTrack(lambda: done, lambda: True)
+        self._pending = pending
+        return pending
+
+    def _settle(self) -> None:
+        """Finish a launched frame whose result nobody asked for, so the state is current."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _track_classic(self, frame: np.ndarray) -> TrackResult:
         cfg = self._config
         timer = _StageTimer(self.device)
         size_s = self._search_size
@@ -293,33 +389,95 @@ class OceanTracker:
         self._center, self._size, _ = update_state(
             self._center, self._size, step, scale_z, size_s, cfg.lr, self._image_wh
         )
+        timer.mark("post")
+        return self._finish_frame(timer, online, step.score, step.pscore, (step.row, step.col), side, scale_z)
+
+    def _launch_static(self, step: StaticStep, frame: np.ndarray) -> PendingTrack:
+        """Upload, online score (eager, when on), launch the static step; the result is read on demand."""
+        timer = _StageTimer(self.device)
+        step.upload(frame)
+        timer.mark("crop")  # the frame upload; the crop itself runs inside the step
+        online = None
+        if self._online is not None:
+            online = self._online.score(step.frame)
+            timer.mark("online")
+        step.set_online_map(online.scores if online is not None else None)
+        step.launch()
+        if step.graph_error is not None and self._graph_failure is None:
+            self._graph_failure = step.graph_error
+            _LOG.warning("CUDA graph capture failed; the tracker runs its static step eagerly: %s", step.graph_error)
+            for other in self._steps.values():
+                other.use_graph = False
+        timer.mark("network")  # crop, network and post-processing on the device (one graph replay)
+
+        def finish() -> TrackResult:
+            with torch.inference_mode():
+                read: StepReadout = step.wait()
+                timer.mark("post")
+                self._center, self._size = read.center, read.size
+                peak = divmod(read.flat_index, step.grid.score_size)
+                return self._finish_frame(timer, online, read.score, read.pscore, peak, read.crop_side, read.scale_z)
+
+        return PendingTrack(finish, step.ready)
+
+    def _finish_frame(
+        self,
+        timer: _StageTimer,
+        online: object,
+        score: float,
+        pscore: float,
+        peak: tuple[int, int],
+        side: int,
+        scale_z: float,
+    ) -> TrackResult:
+        """Lost-state bookkeeping, online update and the result, once the new centre and size are set."""
+        cfg = self._config
         self._frame_index += 1
-        low = not step.score >= cfg.lost_threshold  # a NaN score counts as low
+        low = not score >= cfg.lost_threshold  # a NaN score counts as low
         self._low_frames = self._low_frames + 1 if low else 0
         self._state = TrackState.LOST if self._low_frames >= cfg.lost_frames else TrackState.TRACKING
-        timer.mark("post")
         flag, updated = "", False
         if self._online is not None and online is not None:
             flag, updated = self._online.update(online, self._center, self._size, self._image_wh)
             timer.mark("online_update")
         timings = timer.finish()
         if "online_update" in timings:
-            timings["online"] += timings.pop("online_update")
+            timings["online"] = timings.get("online", 0.0) + timings.pop("online_update")
         box = Box.from_center(*self._center, *self._size)
         return TrackResult(
             box_xywh=box.as_tuple(),
-            score=step.score,
+            score=score,
             state=self._state,
             timings=timings,
-            search_size=size_s,
+            search_size=self._search_size,
             crop_side=side,
             scale_z=scale_z,
-            peak=(step.row, step.col),
-            pscore=step.pscore,
+            peak=peak,
+            pscore=pscore,
             frame_index=self._frame_index,
             online_flag=flag,
             online_updated=updated,
         )
+
+    def _static_step(self, search_size: int, width: int, height: int) -> StaticStep:
+        """The static step (buffers and graph) for this search and frame size, built on first use."""
+        key = (search_size, width, height)
+        if key not in self._steps and len(self._steps) >= MAX_STATIC_STEPS:  # e.g. a camera that keeps resizing
+            del self._steps[next(iter(self._steps))]
+        if key not in self._steps:
+            cfg = self._config
+            self._steps[key] = StaticStep(
+                self.model,
+                self._grids[search_size],
+                image_wh=(width, height),
+                exemplar_size=cfg.exemplar_size,
+                context_amount=cfg.context_amount,
+                use_align=cfg.align,
+                net_dtype=self._net_dtype,
+                device=self.device,
+                use_graph=self._step_mode == "graph" and self._graph_failure is None,
+            )
+        return self._steps[key]
 
     def _make_grid(self, search_size: int) -> ScoreGrid:
         """Score-grid constants for ``search_size`` from the network's geometry (TracKit's grid otherwise)."""

@@ -80,8 +80,9 @@ class NodeProcess:
         return self.proc.wait(timeout=timeout)
 
     def output(self) -> str:
-        """Everything the process printed so far."""
-        self._log.flush()
+        """Everything the process printed so far (also after :meth:`stop`)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def tail(self, chars: int = 3000) -> str:

@@ -85,6 +85,7 @@ class TrackerNode(LifecycleNode):
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._graph_failure_logged = False
         self._processed_times: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._last_warn: dict[str, float] = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -466,6 +467,10 @@ class TrackerNode(LifecycleNode):
                 self._reject_size(frame.frame_bgr.shape[:2], engine.frame_shape)
                 return
             result = engine.track(frame.frame_bgr)
+            if engine.tracker.graph_failure and not self._graph_failure_logged:
+                self._graph_failure_logged = True
+                reason = engine.tracker.graph_failure
+                self.get_logger().warning(f"CUDA graph capture failed, tracking eagerly: {reason}")
         with self._cond:
             if generation != self._generation:  # an init or reset arrived while this frame was processed
                 self._counts["discarded"] += 1
@@ -530,12 +535,15 @@ class TrackerNode(LifecycleNode):
             "latency_p99_ms": f"{np.percentile(latencies, 99):.2f}",
             "device": engine.device_name,
             "checkpoint": self._node_config.checkpoint or "(random weights)",
+            "step_mode": engine.tracker.step_mode,
             "frames_processed": str(self._counts["processed"]),
             "frames_dropped": str(self._counts["dropped"]),
             "frames_rejected": str(sum(self._rejected.values())),
             "step_errors": str(self._counts["errors"]),
             "timeline_resets": str(self._counts["timeline_resets"]),
         }
+        if engine.tracker.graph_failure:
+            values["graph_capture_failed"] = engine.tracker.graph_failure
         values.update({f"rejected_{reason}": str(n) for reason, n in sorted(self._rejected.items())})
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])

@@ -67,7 +67,8 @@ class TrackingEngine:
         cfg = self.tracker.config
         return (
             f"preset {cfg.preset}, weights {self.source}, device {self.device_name}, crop {self.tracker.crop_backend}, "
-            f"{'float16' if cfg.half else 'float32'}, align {cfg.align}, online {cfg.online}"
+            f"step {self.tracker.step_mode}, {'float16' if cfg.half else 'float32'}, align {cfg.align}, "
+            f"online {cfg.online}"
         )
 
     @staticmethod
@@ -97,7 +98,8 @@ class TrackingEngine:
                 self.tracker.track(stamped.frame_bgr)
 
     def track(self, frame_bgr: np.ndarray) -> TrackResult:
-        return self.tracker.track(frame_bgr)
+        """Track one frame; on CUDA the wait is on the step's result event, not a device-wide synchronise."""
+        return self.tracker.track_async(frame_bgr).result()
 
     def reset(self) -> None:
         self.tracker.reset()
