@@ -367,11 +367,20 @@ def update_sample_weights(
     slot: Tensor | int = count if count < weights.shape[0] else torch.argmin(weights)
     if previous is None:
         weights /= 1 - learning_rate
-        weights[slot] = learning_rate
+        weights.index_fill_(0, _index(slot, weights.device), learning_rate)
     else:
-        weights[slot] = weights[previous] / (1 - learning_rate)
+        new = weights.index_select(0, _index(previous, weights.device)) / (1 - learning_rate)
+        weights.index_copy_(0, _index(slot, weights.device), new)
     weights /= weights.sum()
     return weights, slot
+
+
+def _index(slot: Tensor | int, device: torch.device) -> Tensor:
+    """A memory slot as a 1-element index tensor. Indexing with a 0-dim tensor would read it on the host (a
+    device sync per update once the memory is full); index_select/index_copy_ keep it on the device."""
+    if isinstance(slot, Tensor):
+        return slot.reshape(1)
+    return torch.full((1,), slot, dtype=torch.int64, device=device)
 
 
 class SampleMemory:
@@ -409,8 +418,9 @@ class SampleMemory:
         """Store one sample ([1, C, h, w], box [4]) with the DiMP weight rule; returns the slot written."""
         _, slot = update_sample_weights(self.weights, self._previous, self.count, learning_rate)
         self._previous = slot
-        self.features[slot] = features[0]
-        self.boxes[slot] = box.to(self.boxes)
+        index = _index(slot, self.features.device)
+        self.features.index_copy_(0, index, features[:1].to(self.features))
+        self.boxes.index_copy_(0, index, box.reshape(1, 4).to(self.boxes, non_blocking=True))
         self.count += 1
         return slot
 
@@ -620,7 +630,10 @@ class OnlineBranch:
         box = target_box(self.pos, self.target_size, result.window.pos, result.window.scale, p.sample_size)
         memory = self._memory()
         learning_rate = p.hard_negative_learning_rate if hard else p.learning_rate
-        memory.add(result.features, torch.tensor(box, dtype=torch.float32), learning_rate)
+        box_t = torch.tensor(box, dtype=torch.float32)
+        if self.device.type == "cuda":  # pinned: the copy to the device does not wait for the queued work
+            box_t = box_t.pin_memory()
+        memory.add(result.features, box_t, learning_rate)
         if hard:
             iterations = p.hard_negative_iterations
         elif (self.frame_num - 1) % p.update_interval == 0:
