@@ -190,20 +190,11 @@ def _linear_taps(out_size: int, crop_side: int, rows: bool, device: torch.device
     as cv2 does: src = (dst + 0.5)·(crop/out) - 0.5 rounded to float32, weights rounded from its fraction.
     Out-of-crop taps are clamped to the crop's own edge (the crop is already padded, so cv2 replicates the
     crop border). cv2 also zeroes the fraction of clamped columns but keeps it for clamped rows.
+    Computed once per (sizes, axis, device) on the host by :func:`_linear_taps_t`.
     """
-    scale = 1.0 / (out_size / crop_side)
-    pos = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)
-    idx = torch.floor(pos)
-    frac = pos - idx
-    idx = idx.to(torch.int64)
-    if not rows:
-        clamped = (idx < 0) | (idx >= crop_side - 1)
-        frac = torch.where(clamped, torch.zeros_like(frac), frac)
-    w1 = torch.round(frac * _COEF_SCALE).to(torch.int32)
-    w0 = torch.round((1.0 - frac) * _COEF_SCALE).to(torch.int32)
-    idx0 = torch.clamp(idx, 0, crop_side - 1)
-    idx1 = torch.clamp(idx + 1, 0, crop_side - 1)
-    return tuple(t.to(device) for t in (idx0, idx1, w0, w1))
+    side = torch.tensor(float(crop_side), dtype=torch.float64)
+    steps = torch.arange(out_size, dtype=torch.float64)
+    return tuple(t.to(device) for t in _linear_taps_t(out_size, side, rows, steps))
 
 
 def crop_torch(
@@ -247,7 +238,8 @@ def search_crop_side_t(size_wh: torch.Tensor, context_amount: float, exemplar_si
 
 def _linear_taps_t(out_size: int, crop_side: torch.Tensor, rows: bool, steps: torch.Tensor
                    ) -> tuple[torch.Tensor, ...]:
-    """:func:`_linear_taps` for a crop side held in a float64 0-dim device tensor; ``steps`` = arange(out) f64."""
+    """:func:`_linear_taps` (which see) for a crop side held in a float64 0-dim tensor on any device, with no
+    host reads; ``steps`` = arange(out_size) in float64 on the same device."""
     scale = 1.0 / (out_size / crop_side)
     pos = ((steps + 0.5) * scale - 0.5).to(torch.float32)
     idx = torch.floor(pos)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,7 +34,14 @@ from .config import TrainConfig
 from .datasets import DataError, read_source
 from .distributed import DistContext, ShardedBatchSampler, all_reduce_sum, init_distributed
 from .episodes import EpisodeDataset
-from .trainer import REPO_ROOT, Trainer, data_root, lr_at, seed_everything
+from .trainer import (
+    REPO_ROOT,
+    data_root,
+    load_train_checkpoint,
+    run_epoch_steps,
+    save_train_checkpoint,
+    seed_everything,
+)
 
 __all__ = ["EpisodeLoss", "EpisodicTrainer", "episode_loss", "gaussian_label", "hinge_loss", "build_online_net"]
 
@@ -181,24 +187,15 @@ class EpisodicTrainer:
         return {"arch": self.net.arch, "net": self.net.config.to_dict(), "stage": "online"}
 
     def _save(self, epoch: int) -> Path:
-        path = self.out / f"checkpoint_e{epoch:03d}.pth"
         payload = {
             "format": TRAIN_FORMAT, "epoch": epoch, "variant": self._variant(), "train_config": self.cfg.to_dict(),
             "classifier": {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()},
             "optimizer": self.optimizer.state_dict(), "history": self.history, "torch_rng": torch.get_rng_state(),
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-        return path
+        return save_train_checkpoint(payload, self.out / f"checkpoint_e{epoch:03d}.pth")
 
     def _resume(self, path: Path) -> None:
-        if not path.is_file():
-            raise DataError(f"resume checkpoint not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
-            found = state.get("format") if isinstance(state, dict) else None
-            raise DataError(f"{path}: not an online-stage checkpoint (format {found!r})")
+        state = load_train_checkpoint(path, "an online-stage", TRAIN_FORMAT)
         if state.get("variant") != self._variant():
             raise DataError(f"{path}: checkpoint of another variant {state.get('variant')}; this run trains "
                             f"{self._variant()}")
@@ -261,36 +258,15 @@ class EpisodicTrainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch; returns its mean losses, throughput and skipped steps."""
-        from ocean_ros.eval.progress import progress_bar
-
         self.dataset.set_epoch(epoch)
         sampler = ShardedBatchSampler(len(self.dataset), self.cfg.optim.batch_size, self.ctx)
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.data.workers)
-        steps = len(loader)
-        bar = progress_bar(steps, f"online epoch {epoch + 1}/{self.cfg.optim.epochs}",
-                           self.progress and self.ctx.is_main)
-        sums = {"loss": 0.0, "initial": 0.0, "final": 0.0}
-        done = skipped = 0
-        start = time.perf_counter()
-        for i, batch in enumerate(loader):
-            lr = lr_at(epoch + i / max(steps, 1), self.cfg)
-            values, ok = self._step(batch, lr)
-            skipped += not ok
-            if ok:
-                done += 1
-                for key in sums:
-                    sums[key] += values[key]
-            bar.update(1)
-            bar.set_postfix_str(f"loss {values['loss']:.4f} lr {lr:.2e}")
-            if self.ctx.is_main and (i % self.cfg.log_every == 0 or i == steps - 1):
-                rate = (i + 1) * self.cfg.optim.batch_size / (time.perf_counter() - start)
-                Trainer._append_csv(self.out / "log.csv", {"epoch": epoch, "iter": i, "lr": lr, **values,
-                                                           "episodes_per_s": rate, "skipped": int(not ok)})
-        bar.close()
-        n = max(done, 1)
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        return {**{k: v / n for k, v in sums.items()},
-                "episodes_per_s": steps * self.cfg.optim.batch_size / elapsed, "skipped": skipped}
+        means, rate, skipped = run_epoch_steps(
+            loader, self._step, epoch, self.cfg, self.ctx, self.out / "log.csv",
+            keys=("loss", "initial", "final"), rate_key="episodes_per_s",
+            desc=f"online epoch {epoch + 1}/{self.cfg.optim.epochs}", show=self.progress, loss_format=".4f",
+        )
+        return {**means, "episodes_per_s": rate, "skipped": skipped}
 
     def validate(self) -> dict[str, Any]:
         """Tracking scores on the validation sequences with the validation preset, online update on."""

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from .losses import combine, loss_terms
 from .pairs import PairSampler
 from .samples import GridSpec, PairDataset
 
-__all__ = ["Trainer", "data_root", "lr_at"]
+__all__ = ["Trainer", "data_root", "lr_at", "run_epoch_steps"]
 
 TRAIN_FORMAT = "ocean_ros.train.v1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -212,19 +213,10 @@ class Trainer:
         }
 
     def _save(self, epoch: int) -> Path:
-        path = self.out / f"checkpoint_e{epoch:03d}.pth"
-        tmp = path.with_suffix(".tmp")
-        torch.save(self._checkpoint_payload(epoch), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_train_checkpoint(self._checkpoint_payload(epoch), self.out / f"checkpoint_e{epoch:03d}.pth")
 
     def _resume(self, path: Path) -> None:
-        if not path.is_file():
-            raise DataError(f"resume checkpoint not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
-            found = state.get("format") if isinstance(state, dict) else None
-            raise DataError(f"{path}: not an ocean-train checkpoint (format {found!r})")
+        state = load_train_checkpoint(path, "an ocean-train")
         want = {"arch": self.net.arch, "net": self.net.config.to_dict()}
         if state.get("variant") != want and not _same_variant(state.get("variant"), want):
             raise DataError(f"{path}: checkpoint of another variant {state.get('variant')}; this run trains {want}")
@@ -277,36 +269,14 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> EpochStats:
         """One epoch; returns its mean losses and throughput."""
-        from ocean_ros.eval.progress import progress_bar
-
         self._maybe_unfreeze(epoch)
         self._set_modes()
-        loader = self._loader(epoch)
-        steps = len(loader)
-        bar = progress_bar(steps, f"epoch {epoch + 1}/{self.cfg.optim.epochs}", self.progress and self.ctx.is_main)
-        sums = {"loss": 0.0, "cls": 0.0, "reg": 0.0, "align": 0.0}
-        done, skipped = 0, 0
-        start = time.perf_counter()
-        log_path = self.out / "log.csv"
-        for i, batch in enumerate(loader):
-            lr = lr_at(epoch + i / max(steps, 1), self.cfg)
-            values, ok = self._step(batch, lr)
-            skipped += not ok
-            if ok:
-                done += 1
-                for k in sums:
-                    sums[k] += values[k]
-            bar.update(1)
-            bar.set_postfix_str(f"loss {values['loss']:.3f} lr {lr:.2e}")
-            if self.ctx.is_main and (i % self.cfg.log_every == 0 or i == steps - 1):
-                rate = (i + 1) * self.cfg.optim.batch_size / (time.perf_counter() - start)
-                self._append_csv(log_path, {"epoch": epoch, "iter": i, "lr": lr, **values, "pairs_per_s": rate,
-                                            "skipped": int(not ok)})
-        bar.close()
-        elapsed = time.perf_counter() - start
-        n = max(done, 1)
-        return EpochStats(sums["loss"] / n, sums["cls"] / n, sums["reg"] / n, sums["align"] / n,
-                          steps * self.cfg.optim.batch_size / max(elapsed, 1e-9), skipped)
+        means, rate, skipped = run_epoch_steps(
+            self._loader(epoch), self._step, epoch, self.cfg, self.ctx, self.out / "log.csv",
+            keys=("loss", "cls", "reg", "align"), rate_key="pairs_per_s",
+            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}", show=self.progress, loss_format=".3f",
+        )
+        return EpochStats(means["loss"], means["cls"], means["reg"], means["align"], rate, skipped)
 
     @staticmethod
     def _append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -348,3 +318,73 @@ class Trainer:
         if tracker:
             config["tracker"] = tracker
         save_checkpoint(path, self.net, config)
+
+
+Step = Callable[[Any, float], tuple[dict[str, float], bool]]
+
+
+def run_epoch_steps(
+    loader: DataLoader,
+    step: Step,
+    epoch: int,
+    cfg: TrainConfig,
+    ctx: DistContext,
+    log_path: Path,
+    *,
+    keys: tuple[str, ...],
+    rate_key: str,
+    desc: str,
+    show: bool,
+    loss_format: str,
+) -> tuple[dict[str, float], float, int]:
+    """The epoch loop both training stages share: the learning rate of each step (:func:`lr_at`), a progress bar,
+    skipped steps, and a ``log.csv`` row every ``cfg.log_every`` steps (main process only).
+
+    ``step(batch, lr)`` returns (values, ok); a step that is not ok is counted as skipped and left out of the means.
+    Returns (mean of each of ``keys`` over the finished steps, items per second, skipped steps).
+    """
+    from ocean_ros.eval.progress import progress_bar
+
+    steps = len(loader)
+    bar = progress_bar(steps, desc, show and ctx.is_main)
+    sums = dict.fromkeys(keys, 0.0)
+    done = skipped = 0
+    start = time.perf_counter()
+    for i, batch in enumerate(loader):
+        lr = lr_at(epoch + i / max(steps, 1), cfg)
+        values, ok = step(batch, lr)
+        skipped += not ok
+        if ok:
+            done += 1
+            for k in sums:
+                sums[k] += values[k]
+        bar.update(1)
+        bar.set_postfix_str(f"loss {values['loss']:{loss_format}} lr {lr:.2e}")
+        if ctx.is_main and (i % cfg.log_every == 0 or i == steps - 1):
+            rate = (i + 1) * cfg.optim.batch_size / (time.perf_counter() - start)
+            Trainer._append_csv(log_path, {"epoch": epoch, "iter": i, "lr": lr, **values, rate_key: rate,
+                                           "skipped": int(not ok)})
+    bar.close()
+    elapsed = time.perf_counter() - start
+    n = max(done, 1)
+    return {k: v / n for k, v in sums.items()}, steps * cfg.optim.batch_size / max(elapsed, 1e-9), skipped
+
+
+def save_train_checkpoint(payload: dict[str, Any], path: Path) -> Path:
+    """Write a resumable training checkpoint atomically (a temporary file renamed over ``path``)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_train_checkpoint(path: Path, kind: str, fmt: str = TRAIN_FORMAT) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_train_checkpoint`; DataError naming ``kind`` (e.g. 'an ocean-train')
+    when the file is missing or its ``format`` is not ``fmt``."""
+    if not path.is_file():
+        raise DataError(f"resume checkpoint not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise DataError(f"{path}: not {kind} checkpoint (format {found!r})")
+    return state
