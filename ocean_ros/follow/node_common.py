@@ -271,6 +271,9 @@ def run(make_node: Callable[[], Any], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # a second signal during the clean-up would abort the final zero command half-way: ignore it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if node is not None:
             try:
                 node.stop()
