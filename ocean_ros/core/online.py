@@ -36,6 +36,7 @@ __all__ = [
     "Transform",
     "augment",
     "crop_sample",
+    "crop_sample_t",
     "draw_augmentation",
     "draw_transforms",
     "dropout_copies",
@@ -44,8 +45,10 @@ __all__ = [
     "normalise",
     "peak_position",
     "sample_window",
+    "sample_window_t",
     "target_box",
     "update_sample_weights",
+    "window_shape",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -141,15 +144,26 @@ class SampleWindow(NamedTuple):
     scale: float
 
 
+def window_shape(sample_side: float, output_size: int) -> tuple[int, int, float]:
+    """The host-only part of a sample window of side ``sample_side`` frame px: (decimation df, crop side in
+    decimated px, frame px per sample px). It depends on the side alone, never on where the window sits.
+
+    df = max(int(side/output - 0.1), 1); crop side = round(side/df) (at least 2); scale = df·side'/output.
+    """
+    df = max(int(sample_side / output_size - 0.1), 1)
+    size = max(_round_half_even(sample_side / df), 2)
+    extent = df * size  # y1 - y0 (and x1 - x0) of the window, frame px
+    return df, size, math.sqrt(extent / output_size * extent / output_size)
+
+
 def sample_window(pos: tuple[float, float], sample_side: float, output_size: int) -> SampleWindow:
     """TracKit's online crop window (``sample_patch``) of side ``sample_side`` frame px around ``pos`` (y, x).
 
-    The centre is truncated to integers; frames are pre-decimated by df = max(int(side/output - 0.1), 1);
-    the crop side is round(side/df) (at least 2); integer halves are floor divisions (PyTorch 1.1 semantics).
+    The centre is truncated to integers; frames are pre-decimated by df (:func:`window_shape`); integer
+    halves are floor divisions (PyTorch 1.1 semantics).
     """
     posl = [int(p) for p in pos]  # truncation toward zero, as Tensor.long()
-    df = max(int(sample_side / output_size - 0.1), 1)
-    size = max(_round_half_even(sample_side / df), 2)
+    df, size, scale = window_shape(sample_side, output_size)
     offset = (0, 0)
     if df > 1:
         offset = (posl[0] % df, posl[1] % df)
@@ -160,8 +174,20 @@ def sample_window(pos: tuple[float, float], sample_side: float, output_size: int
     right = posl[1] + size // 2 + 1
     y0, x0, y1, x1 = df * top, df * left, df * bottom, df * right  # TracKit leaves out the decimation offset
     centre = (0.5 * (y0 + y1 - 1), 0.5 * (x0 + x1 - 1))
-    scale = math.sqrt((y1 - y0) / output_size * (x1 - x0) / output_size)
     return SampleWindow(top, left, size, size, df, offset, centre, scale)
+
+
+def sample_window_t(pos: Tensor, df: int, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`sample_window` with the position on the device: ``pos`` (y, x) float64 [2] → (top-left in
+    decimated px, decimation offset, both int64 [2]; window centre (y, x) float64 [2]). ``df`` and ``size``
+    come from :func:`window_shape`; the integer arithmetic is the host function's, without a host read."""
+    posl = pos.long()  # truncation toward zero
+    offset = torch.remainder(posl, df)
+    posl = torch.div(posl - offset, df, rounding_mode="floor")
+    top_left = posl - (size - 1) // 2
+    bottom_right = posl + size // 2 + 1
+    centre = (df * top_left + df * bottom_right - 1).double() * 0.5
+    return top_left, offset, centre
 
 
 def _round_half_even(x: float) -> int:
@@ -180,6 +206,23 @@ def crop_sample(frame_t: Tensor, window: SampleWindow, output_size: int) -> Tens
     n_cols = -(-(width - window.offset[1]) // df)
     rows = (torch.arange(window.rows, device=device) + window.top).clamp_(0, n_rows - 1) * df + window.offset[0]
     cols = (torch.arange(window.cols, device=device) + window.left).clamp_(0, n_cols - 1) * df + window.offset[1]
+    return _resized_patch(frame_t, rows, cols, output_size)
+
+
+def crop_sample_t(
+    frame_t: Tensor, top_left: Tensor, offset: Tensor, size: int, df: int, output_size: int
+) -> Tensor:
+    """:func:`crop_sample` for a window from :func:`sample_window_t` (device integers, fixed shapes: no host
+    read, so it can be captured in a CUDA graph) → [1, 3, out, out] float32 RGB 0..255."""
+    height, width = frame_t.shape[:2]
+    extent = torch.stack([height - offset[0], width - offset[1]])  # no host tensor: nothing to copy in a graph
+    last = -torch.div(-extent, df, rounding_mode="floor") - 1  # last decimated row/col index inside the frame
+    index = torch.arange(size, device=frame_t.device).view(1, -1) + top_left.view(2, 1)
+    index = torch.minimum(index.clamp(min=0), last.view(2, 1)) * df + offset.view(2, 1)
+    return _resized_patch(frame_t, index[0], index[1], output_size)
+
+
+def _resized_patch(frame_t: Tensor, rows: Tensor, cols: Tensor, output_size: int) -> Tensor:
     patch = frame_t[rows[:, None], cols[None, :]].flip(-1)  # BGR -> RGB
     patch = patch.permute(2, 0, 1).unsqueeze(0).float()
     if patch.shape[-2:] != (output_size, output_size):

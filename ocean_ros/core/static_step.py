@@ -2,17 +2,19 @@
 
 A :class:`StaticStep` holds everything one frame needs at fixed addresses: the frame (uploaded through a pinned
 host buffer on CUDA), the target state ``(cx, cy, w, h)`` as a float64 device tensor, the template features, the
-run-time tunables, the padding colour, the online score map when the online branch is on, and the result vector.
-:meth:`StaticStep.compute` reads and writes only those buffers (search crop with the torch backend, network,
-score fusion, penalties and window, peak, box decode and size update, clipping), so on CUDA it is captured once
-as a CUDA graph and replayed every frame; on CPU, or when capture fails, the same function runs eagerly.
+run-time tunables, the padding colour and the result vector; with the online branch on, its buffers too
+(:class:`~ocean_ros.core.static_online.StaticOnline`). :meth:`StaticStep.compute` reads and writes only those
+buffers (online sample, features, scores and flag; search crop with the torch backend, network, score fusion,
+penalties and window, peak, box decode and size update, clipping; the online state and memory update), so on
+CUDA it is captured as a CUDA graph and replayed every frame; on CPU, or when capture fails, the same function
+runs eagerly. The first frame of each capture key runs eagerly as the warm-up, and the capture follows it.
 
-The result is read with one host copy per frame (:meth:`StaticStep.wait`). Boxes are frame pixels, centre form.
+The result, the online flag included, is read with one host copy per frame (:meth:`StaticStep.wait`). Boxes
+are frame pixels, centre form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -20,16 +22,16 @@ import torch
 from torch import nn
 
 from .geometry import crop_torch_t, search_crop_side_t
+from .graphs import GraphCache, GraphCaptureError, capture_graph
 from .siamese import MAP_DTYPE, ScoreGrid, StepParams, decode_boxes, fuse_scores, peak_picks, update_state_t
+from .static_online import StaticOnline
 
 __all__ = ["GraphCaptureError", "StaticStep", "StepReadout", "capture_graph"]
 
 # Tunables that may change while tracking live in a device tensor, so a change needs no recapture.
 _PARAM_ORDER = ("penalty_k", "window_influence", "lr", "align_ratio", "online_ratio")
-
-
-class GraphCaptureError(RuntimeError):
-    """A CUDA graph could not be captured (no CUDA device, an op that cannot be captured, an old driver)."""
+_RESULT_SIZE = 11
+MAX_GRAPHS = 4  # captured graphs kept per step, one per capture key (the online target scale settles in 1-2 frames)
 
 
 class StepReadout(NamedTuple):
@@ -43,22 +45,7 @@ class StepReadout(NamedTuple):
     pscore: float
     scale_z: float
     crop_side: int
-
-
-def capture_graph(step: Callable[[], None], device: torch.device) -> torch.cuda.CUDAGraph:
-    """Capture ``step`` (which must already have run once eagerly) as a CUDA graph on ``device``.
-
-    Raises :class:`GraphCaptureError` with the reason when capture is impossible.
-    """
-    if device.type != "cuda":
-        raise GraphCaptureError(f"CUDA graphs need a CUDA device, the step runs on {device}")
-    try:
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            step()
-    except Exception as err:  # capture errors come from many layers (driver, allocator, unsupported ops)
-        raise GraphCaptureError(f"{type(err).__name__}: {err}") from err
-    return graph
+    online_flag: int  # flag code of the online branch (see online.FLAGS), -1 when it is off
 
 
 def _clone_features(zf: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -84,8 +71,9 @@ class StaticStep:
     """Buffers and the captured per-frame step for one search size and one frame size.
 
     ``model`` provides ``track(x, zf, use_align)``; ``grid`` is the score grid of ``search_size``. With
-    ``use_graph`` the step is captured on its first :meth:`launch` (after one eager warm-up run) and replayed
-    afterwards; a capture failure is logged once and the step stays eager.
+    ``use_graph`` the step is captured on its first :meth:`launch` for each capture key (that frame runs eagerly
+    as the warm-up) and replayed afterwards; a capture failure leaves its reason in ``graph_error`` and the step
+    eager. The key is None without the online branch, else :attr:`StaticOnline.key`.
     """
 
     def __init__(
@@ -111,8 +99,7 @@ class StaticStep:
         self.net_dtype = net_dtype
         self.device = device
         self.use_graph = use_graph
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.graph_error: str | None = None
+        self.graphs = GraphCache(device, MAX_GRAPHS)
         width, height = image_wh
         cuda = device.type == "cuda"
         self.frame = torch.zeros(height, width, 3, dtype=torch.uint8, device=device)
@@ -123,9 +110,9 @@ class StaticStep:
         self.params = torch.zeros(len(_PARAM_ORDER), dtype=MAP_DTYPE, device=device)
         self.steps = torch.arange(self.search_size, dtype=torch.float64, device=device)
         self.zf: torch.Tensor | tuple[torch.Tensor, ...] | None = None
-        self.online_map: torch.Tensor | None = None
-        self.result = torch.zeros(10, dtype=MAP_DTYPE, device=device)
-        self.host_result = torch.zeros(10, dtype=MAP_DTYPE, pin_memory=cuda) if cuda else self.result
+        self.online: StaticOnline | None = None
+        self.result = torch.zeros(_RESULT_SIZE, dtype=MAP_DTYPE, device=device)
+        self.host_result = torch.zeros(_RESULT_SIZE, dtype=MAP_DTYPE, pin_memory=cuda) if cuda else self.result
         self.done = torch.cuda.Event() if cuda else None
 
     # --- inputs (written outside the captured step)
@@ -140,7 +127,7 @@ class StaticStep:
         """Store a new target: template features, state (frame px), padding colour and tunables."""
         if self.zf is None or not _copy_features(self.zf, zf):
             self.zf = _clone_features(zf)
-            self.graph = None  # the captured graph reads the old buffers
+            self.graphs.clear()  # the captured graphs read the old buffers
         host = torch.tensor([*center_xy, *size_wh], dtype=MAP_DTYPE)
         self.state.copy_(host)
         self.fill.copy_(fill)
@@ -152,16 +139,15 @@ class StaticStep:
         with torch.inference_mode():  # the buffers were made in inference mode (inside initialize)
             self.params.copy_(values)
 
-    def set_online_map(self, scores: torch.Tensor | None) -> None:
-        """This frame's online score map (raw [.., h, w]); None when the online branch is off."""
-        if scores is None:
-            if self.online_map is not None:
-                self.online_map, self.graph = None, None
-            return
-        if self.online_map is None or self.online_map.shape != scores.shape:
-            self.online_map = torch.zeros_like(scores, dtype=torch.float32)
-            self.graph = None
-        self.online_map.copy_(scores)
+    def set_online(self, online: StaticOnline | None) -> None:
+        """The online branch's buffers to read and update every frame (None: the online branch is off)."""
+        if online is not self.online:
+            self.online = online
+            self.graphs.clear()
+
+    def drop_graphs(self) -> None:
+        """Forget the captured graphs (host values baked into them changed); the next frames recapture."""
+        self.graphs.clear()
 
     def upload(self, frame: np.ndarray) -> None:
         """Copy an HxWx3 uint8 frame into the device frame buffer (async from pinned memory on CUDA)."""
@@ -173,8 +159,10 @@ class StaticStep:
 
     # --- the step
     def compute(self) -> None:
-        """One frame on the device: crop → network → score → peak → new state; writes ``state`` and ``result``."""
+        """One frame on the device: online score → crop → network → score → peak → new state → online update;
+        writes ``state``, ``result`` and the online buffers."""
         penalty_k, window_influence, lr, align_ratio, online_ratio = self.params.unbind()
+        online_map = self.online.score(self.frame) if self.online is not None else None
         scale_z, side = search_crop_side_t(self.state[2:], self.context_amount, self.exemplar_size, self.search_size)
         x = crop_torch_t(self.frame, self.state[:2], self.search_size, side, self.fill, self.net_dtype, self.steps)
         out = self.model.track(x, self.zf, use_align=self.use_align)
@@ -182,48 +170,38 @@ class StaticStep:
         boxes = decode_boxes(out.reg, self.grid)
         target_w, target_h = self.state[2] * scale_z, self.state[3] * scale_z
         picks = peak_picks(
-            score, boxes, self.grid, target_w, target_h, penalty_k, window_influence, self.online_map, online_ratio
+            score, boxes, self.grid, target_w, target_h, penalty_k, window_influence, online_map, online_ratio
         )
         new_state, _ = update_state_t(self.state, picks, scale_z, self.search_size, lr, self.bounds)
         self.state.copy_(new_state)
-        self.result.copy_(torch.cat([new_state, picks[:1], picks[5:8], scale_z.reshape(1), side.reshape(1)]))
-
-    def _capture(self) -> None:
-        """Warm up once eagerly on a side stream (state restored afterwards), then capture the step."""
-        if self.device.type != "cuda":
-            raise GraphCaptureError(f"CUDA graphs need a CUDA device, the step runs on {self.device}")
-        saved = self.state.clone()
-        try:
-            stream = torch.cuda.Stream(self.device)
-            stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(stream):
-                self.compute()
-            torch.cuda.current_stream(self.device).wait_stream(stream)
-        except Exception as err:  # e.g. a CUDA build without stream support
-            raise GraphCaptureError(f"warm-up before capture failed: {type(err).__name__}: {err}") from err
-        finally:
-            self.state.copy_(saved)
-        self.graph = capture_graph(self.compute, self.device)
+        flag = torch.full((1,), -1.0, dtype=MAP_DTYPE, device=self.device)
+        if self.online is not None:
+            self.online.adopt(new_state, self.bounds)
+            flag = self.online.flag.to(MAP_DTYPE).reshape(1)
+        self.result.copy_(torch.cat([new_state, picks[:1], picks[5:8], scale_z.reshape(1), side.reshape(1), flag]))
 
     @property
     def graphed(self) -> bool:
-        """True once the step is captured (it then runs as a graph replay)."""
-        return self.graph is not None
+        """True once the step is captured for some key (it then runs as a graph replay)."""
+        return len(self.graphs) > 0
+
+    @property
+    def graph_error(self) -> str | None:
+        """Why capture failed (the step then runs eagerly); None otherwise."""
+        return self.graphs.error
+
+    @property
+    def key(self) -> float | None:
+        """This frame's capture key: the host values baked into a captured step depend on it alone."""
+        return self.online.key if self.online is not None else None
 
     def launch(self) -> None:
-        """Run the step (graph replay when captured) and start the copy of the result to the host.
+        """Run the step (graph replay when captured for this key) and start the copy of the result to the host.
 
-        A failed capture leaves the reason in ``graph_error`` and the step eager (the caller logs it).
+        The first frame of a key runs eagerly as the warm-up and is captured after it; a capture failure leaves
+        its reason in :attr:`graph_error` and the step eager.
         """
-        if self.use_graph and self.graph is None and self.graph_error is None:
-            try:
-                self._capture()
-            except GraphCaptureError as err:
-                self.graph_error = str(err)
-        if self.graph is not None:
-            self.graph.replay()
-        else:
-            self.compute()
+        self.graphs.run(self.key, self.compute, capture=self.use_graph)
         if self.host_result is not self.result:
             self.host_result.copy_(self.result, non_blocking=True)
         if self.done is not None:
@@ -237,5 +215,5 @@ class StaticStep:
         """Wait for the launched step and read its result (the frame's one host read)."""
         if self.done is not None:
             self.done.synchronize()
-        cx, cy, w, h, index, score, penalty, pscore, scale_z, side = self.host_result.tolist()
-        return StepReadout((cx, cy), (w, h), int(index), score, penalty, pscore, scale_z, int(side))
+        cx, cy, w, h, index, score, penalty, pscore, scale_z, side, flag = self.host_result.tolist()
+        return StepReadout((cx, cy), (w, h), int(index), score, penalty, pscore, scale_z, int(side), int(flag))

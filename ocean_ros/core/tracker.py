@@ -37,6 +37,7 @@ from .siamese import (
     select_peak,
     update_state,
 )
+from .static_online import StaticOnline
 from .static_step import StaticStep, StepReadout
 from .types import Box, TrackResult, TrackState
 
@@ -194,6 +195,7 @@ class OceanTracker:
         self._graph_failure: str | None = None
         self._pending: PendingTrack | None = None
         self._online: OnlineBranch | None = None
+        self._static_online: StaticOnline | None = None
         if config.online:
             self._online = OnlineBranch(self.model, OnlineParams.from_config(config), self.device)
         self.reset()
@@ -215,6 +217,9 @@ class OceanTracker:
         self._params = self._step_params(self._config)
         if self._online is not None:
             self._online.params = OnlineParams.from_config(self._config)
+            if self._static_online is not None and self._static_online.set_params(self._online.params):
+                for step in self._steps.values():  # online tunables are baked into the captured steps
+                    step.drop_graphs()
         if self._step is not None:
             self._step.set_params(self._params)
         return self._config
@@ -267,8 +272,17 @@ class OceanTracker:
 
     @property
     def online_branch(self) -> OnlineBranch | None:
-        """The online classifier's per-target state and schedule (None when ``config.online`` is off)."""
+        """The online classifier's per-target state and schedule (None when ``config.online`` is off).
+
+        With a static step it holds the first-frame training only; the per-frame state is in
+        :attr:`static_online`.
+        """
         return self._online
+
+    @property
+    def static_online(self) -> StaticOnline | None:
+        """The online branch's per-frame state on the static step's buffers (None without both)."""
+        return self._static_online
 
     # --- state
     @property
@@ -328,6 +342,7 @@ class OceanTracker:
         if self._step_mode != "classic":
             self._step = self._static_step(search_size, width, height)
             self._step.load_target(zf, center, size, fill, self._params)
+            self._step.set_online(self._load_static_online())
         self._state = TrackState.TRACKING
 
     def track(self, frame_bgr: np.ndarray) -> TrackResult:
@@ -392,23 +407,30 @@ class OceanTracker:
         timer.mark("post")
         return self._finish_frame(timer, online, step.score, step.pscore, (step.row, step.col), side, scale_z)
 
+    def _load_static_online(self) -> StaticOnline | None:
+        """The online branch's first-frame state copied into the static buffers (built once per tracker)."""
+        if self._online is None:
+            return None
+        online = self._static_online
+        if online is not None:
+            try:
+                online.load(self._online)
+                return online
+            except ValueError:  # another memory or filter shape: new buffers
+                pass
+        graphs = self._step_mode == "graph" and self._graph_failure is None
+        self._static_online = StaticOnline(self._online, fixed_memory=graphs, use_graph=graphs)
+        return self._static_online
+
     def _launch_static(self, step: StaticStep, frame: np.ndarray) -> PendingTrack:
-        """Upload, online score (eager, when on), launch the static step; the result is read on demand."""
+        """Upload and launch the static step (online branch included); the result is read on demand."""
         timer = _StageTimer(self.device)
         step.upload(frame)
         timer.mark("crop")  # the frame upload; the crop itself runs inside the step
-        online = None
-        if self._online is not None:
-            online = self._online.score(step.frame)
-            timer.mark("online")
-        step.set_online_map(online.scores if online is not None else None)
         step.launch()
         if step.graph_error is not None and self._graph_failure is None:
-            self._graph_failure = step.graph_error
-            _LOG.warning("CUDA graph capture failed; the tracker runs its static step eagerly: %s", step.graph_error)
-            for other in self._steps.values():
-                other.use_graph = False
-        timer.mark("network")  # crop, network and post-processing on the device (one graph replay)
+            self._fall_back(step.graph_error)
+        timer.mark("network")  # online score, crop, network and post-processing on the device (one graph replay)
 
         def finish() -> TrackResult:
             with torch.inference_mode():
@@ -416,9 +438,29 @@ class OceanTracker:
                 timer.mark("post")
                 self._center, self._size = read.center, read.size
                 peak = divmod(read.flat_index, step.grid.score_size)
-                return self._finish_frame(timer, online, read.score, read.pscore, peak, read.crop_side, read.scale_z)
+                online = self._static_online
+                update = None
+                if online is not None:
+                    flag, iterations = online.finish(read.online_flag)
+                    online.optimise(iterations)
+                    if online.graph_error is not None and self._graph_failure is None:
+                        self._fall_back(online.graph_error)
+                    timer.mark("online")
+                    update = (flag, iterations > 0)
+                return self._finish_frame(
+                    timer, None, read.score, read.pscore, peak, read.crop_side, read.scale_z, update
+                )
 
         return PendingTrack(finish, step.ready)
+
+    def _fall_back(self, reason: str) -> None:
+        """Log a capture failure once; every step (and the online optimiser) runs eagerly from now on."""
+        self._graph_failure = reason
+        _LOG.warning("CUDA graph capture failed; the tracker runs its static step eagerly: %s", reason)
+        for other in self._steps.values():
+            other.use_graph = False
+        if self._static_online is not None:
+            self._static_online.disable_graphs()
 
     def _finish_frame(
         self,
@@ -429,8 +471,13 @@ class OceanTracker:
         peak: tuple[int, int],
         side: int,
         scale_z: float,
+        online_update: tuple[str, bool] | None = None,
     ) -> TrackResult:
-        """Lost-state bookkeeping, online update and the result, once the new centre and size are set."""
+        """Lost-state bookkeeping, online update and the result, once the new centre and size are set.
+
+        ``online`` is the classic step's online score (updated here); ``online_update`` the static step's
+        (flag, re-optimised) when its online branch already ran.
+        """
         cfg = self._config
         self._frame_index += 1
         low = not score >= cfg.lost_threshold  # a NaN score counts as low
@@ -440,6 +487,8 @@ class OceanTracker:
         if self._online is not None and online is not None:
             flag, updated = self._online.update(online, self._center, self._size, self._image_wh)
             timer.mark("online_update")
+        elif online_update is not None:
+            flag, updated = online_update
         timings = timer.finish()
         if "online_update" in timings:
             timings["online"] = timings.get("online", 0.0) + timings.pop("online_update")

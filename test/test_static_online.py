@@ -1,0 +1,182 @@
+"""The online branch inside the static step: device window and crop, masked memory writes, flag in the result,
+fixed-memory optimiser, graph fallback. On CPU the step runs eagerly, so its numbers are checked here in CI
+against the classic tracker, whose online numbers the golden runs pin (test_online_tracker.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import numpy as np
+import pytest
+import torch
+from lockstep import MemoNet
+from test_static_step import STATIC_TOLERANCE_PX, VALIDATION, cuda, first_frames
+
+from ocean_ros.core import online as ol
+from ocean_ros.core.checkpoint import load_model
+from ocean_ros.core.config import TrackerConfig
+from ocean_ros.core.tracker import OceanTracker
+from ocean_ros.models import DEFAULT_MODEL
+
+
+@pytest.fixture(scope="module")
+def lite_net():
+    net, _ = load_model(DEFAULT_MODEL, device="cpu", dtype=torch.float32)
+    return net
+
+
+def lite_online(**changes) -> TrackerConfig:
+    return TrackerConfig.from_preset("LITE").replace(**{"online": True, "online_update_interval": 3, **changes})
+
+
+def run_side_by_side(net, config, frames, box, changes_at: dict[int, dict] | None = None) -> dict[str, int]:
+    """Classic and static trackers frame by frame; asserts they agree and returns the flag counts."""
+    memo = MemoNet(net)
+    classic = OceanTracker(memo, config, "cpu", step_mode="classic")
+    static = OceanTracker(memo, config, "cpu", step_mode="static")
+    for tracker in (classic, static):
+        tracker.initialize(frames[0], box)
+    flags: dict[str, int] = {}
+    for k, frame in enumerate(frames[1:], start=1):
+        for tracker in (classic, static):
+            if changes_at and k in changes_at:
+                tracker.update_config(**changes_at[k])
+        a, b = classic.track(frame), static.track(frame)
+        np.testing.assert_allclose(b.box_xywh, a.box_xywh, atol=STATIC_TOLERANCE_PX, rtol=0)
+        assert (b.peak, b.online_flag, b.online_updated, b.state) == (a.peak, a.online_flag, a.online_updated, a.state)
+        flags[a.online_flag] = flags.get(a.online_flag, 0) + 1
+    online, branch = static.static_online, classic.online_branch
+    assert online.stored == branch.memory.stored and online.frame_num == branch.frame_num
+    assert online.target_scale == branch.target_scale
+    np.testing.assert_allclose(online.target.tolist(), [*branch.pos, *branch.target_size], atol=STATIC_TOLERANCE_PX)
+    n = branch.memory.stored
+    torch.testing.assert_close(online.weights[:n], branch.memory.weights[:n], atol=1e-7, rtol=0)
+    torch.testing.assert_close(online.boxes[:n], branch.memory.boxes[:n], atol=1e-4, rtol=0)
+    torch.testing.assert_close(online.filter, branch.filter, atol=1e-6, rtol=1e-5)
+    return flags
+
+
+def test_device_window_and_crop_equal_the_host_ones():
+    frame = torch.randint(0, 256, (97, 131, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    rng = random.Random(5)
+    for _ in range(200):  # centres inside and far outside the frame, sides from 2 to 12 output sizes
+        pos = (rng.uniform(-150, 250), rng.uniform(-150, 280))
+        side = rng.uniform(20, 2700)
+        window = ol.sample_window(pos, side, 224)
+        df, size, scale = ol.window_shape(side, 224)
+        top_left, offset, centre = ol.sample_window_t(torch.tensor(pos, dtype=torch.float64), df, size)
+        assert (df, size, scale) == (window.step, window.rows, window.scale)
+        assert top_left.tolist() == [window.top, window.left] and offset.tolist() == list(window.offset)
+        assert centre.tolist() == list(window.pos)
+        host = ol.crop_sample(frame, window, 224)
+        assert torch.equal(ol.crop_sample_t(frame, top_left, offset, size, df, 224), host)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", VALIDATION)
+def test_static_online_step_reproduces_the_classic_online_tracker(name, lite_net, sequences_dir):
+    frames, box = first_frames(sequences_dir, name, 80)
+    flags = run_side_by_side(lite_net, lite_online(), frames, box)
+    assert flags.get("normal", 0) > 0
+
+
+def test_not_found_uncertain_and_hard_negative_frames_and_a_full_memory(lite_net, sequences_dir):
+    """Every flag's path (frozen target, no write, hard-negative rate), the argmin slot of a full memory, a
+    learning rate of 1 (keep only the new sample) and tunables changed while tracking."""
+    frames, box = first_frames(sequences_dir, "bag", 40)
+    config = lite_online(online_memory_size=33, online_hard_negative_threshold=0.0)  # 30 initial samples
+    changes = {
+        12: {"online_not_found_threshold": 100.0},  # every frame not_found
+        16: {"online_not_found_threshold": 0.0, "online_distractor_threshold": 0.0, "online_displacement_scale": 0.0,
+             "online_neighborhood_scale": 0.0},  # the second peak is next to the first: a distractor, uncertain
+        20: {"online_distractor_threshold": 100.0, "online_neighborhood_scale": 2.2, "online_learning_rate": 1.0,
+             "online_hard_negative_learning_rate": 1.0},
+        24: {"online_learning_rate": 0.0075, "online_hard_negative_learning_rate": 0.02},
+    }
+    flags = run_side_by_side(lite_net, config, frames, box, changes)
+    assert flags.get("not_found", 0) >= 4 and flags.get("uncertain", 0) > 0 and flags.get("hard_negative", 0) > 0
+
+
+def test_online_buffers_are_reused_and_the_flag_is_part_of_the_one_read(lite_net, sequences_dir):
+    frames, box = first_frames(sequences_dir, "Crossing", 10)
+    tracker = OceanTracker(lite_net, lite_online(), "cpu", step_mode="static")
+    tracker.initialize(frames[0], box)
+    online = tracker.static_online
+    buffers = [online.target, online.filter, online.features, online.boxes, online.weights, online.count_t]
+    before = [t.data_ptr() for t in buffers]
+    for frame in frames[1:5]:
+        result = tracker.track(frame)
+        (step,) = tracker.static_steps
+        assert ol.FLAGS[int(step.result[-1])] == result.online_flag
+    tracker.initialize(frames[5], box)  # a new target: the same buffers, reloaded
+    assert tracker.static_online is online and online.frame_num == 1 and online.stored == 30
+    for frame in frames[6:]:
+        tracker.track(frame)
+    assert [t.data_ptr() for t in buffers] == before
+
+
+def test_fixed_memory_optimiser_matches_the_occupied_slots(lite_net, sequences_dir):
+    """What the captured optimiser computes (every slot, unused ones at zero weight) equals the classic sum over
+    the occupied slots up to float32 summation order."""
+    frames, box = first_frames(sequences_dir, "ball1", 12)
+    tracker = OceanTracker(lite_net, lite_online(online_update_interval=1000), "cpu", step_mode="static")
+    tracker.initialize(frames[0], box)
+    for frame in frames[1:]:
+        tracker.track(frame)
+    online = tracker.static_online
+    assert 30 < online.stored < online.capacity
+    start = online.filter.clone()
+    results = []
+    with torch.inference_mode():  # the buffers are inference tensors (made inside initialize)
+        for fixed in (False, True):
+            online.filter.copy_(start)
+            online.fixed_memory = fixed
+            online.optimise(3)
+            results.append(online.filter.clone())
+    assert not torch.equal(results[0], start)
+    torch.testing.assert_close(results[1], results[0], atol=1e-6, rtol=1e-4)
+
+
+def test_graph_mode_on_cpu_falls_back_with_the_online_branch(lite_net, sequences_dir, caplog):
+    frames, box = first_frames(sequences_dir, "bag", 8)
+    graph = OceanTracker(lite_net, lite_online(), "cpu", step_mode="graph")
+    static = OceanTracker(lite_net, lite_online(), "cpu", step_mode="static")
+    for tracker in (graph, static):
+        tracker.initialize(frames[0], box)
+    assert graph.static_online.fixed_memory and graph.static_online.use_graph
+    with caplog.at_level(logging.WARNING, logger="ocean_ros.core.tracker"):
+        for frame in frames[1:]:
+            a, b = graph.track(frame), static.track(frame)
+            assert (a.box_xywh, a.online_flag, a.online_updated) == (b.box_xywh, b.online_flag, b.online_updated)
+    assert sum("CUDA graph capture failed" in r.getMessage() for r in caplog.records) == 1
+    online = graph.static_online
+    assert not online.use_graph and not online.fixed_memory and online.optimiser_graphs == 0
+
+
+# --- CUDA (skip without a GPU)
+@cuda
+def test_cuda_online_graph_matches_eager_and_allocates_nothing_per_frame(sequences_dir):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    frames, box = first_frames(sequences_dir, "bag", 60)
+    net, _ = load_model(DEFAULT_MODEL, device="cuda", dtype=torch.float32)
+    graph = OceanTracker(net, lite_online(), "cuda", step_mode="graph")
+    eager = OceanTracker(net, lite_online(), "cuda", step_mode="static")
+    for tracker in (graph, eager):
+        tracker.initialize(frames[0], box)
+    for frame in frames[1:12]:
+        graph.track(frame), eager.track(frame)
+    assert graph.graph_failure is None and graph.static_online.optimiser_graphs >= 1
+    torch.cuda.synchronize()
+    allocs = torch.cuda.memory_stats()["allocation.all.allocated"]
+    results = [graph.track(f) for f in frames[12:]]
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_stats()["allocation.all.allocated"] == allocs
+    agree = 0
+    for f, r in zip(frames[12:], results, strict=True):
+        e = eager.track(f)
+        agree += r.online_flag == e.online_flag
+        np.testing.assert_allclose(r.box_xywh, e.box_xywh, atol=0.05)
+    assert agree == len(results)
