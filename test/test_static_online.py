@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from lockstep import MemoNet
+from sync_probe import host_ops
 from test_static_step import STATIC_TOLERANCE_PX, VALIDATION, cuda, first_frames
 
 from ocean_ros.core import online as ol
@@ -153,6 +154,32 @@ def test_graph_mode_on_cpu_falls_back_with_the_online_branch(lite_net, sequences
     assert sum("CUDA graph capture failed" in r.getMessage() for r in caplog.records) == 1
     online = graph.static_online
     assert not online.use_graph and not online.fixed_memory and online.optimiser_graphs == 0
+
+
+def test_the_probe_sees_host_reads():
+    t = torch.arange(4.0)
+    assert host_ops(lambda: t[torch.argmax(t)]) == {"aten.item": 1}
+    assert host_ops(lambda: t[t > 1]) == {"aten.index (boolean mask)": 1}
+    assert host_ops(lambda: torch.tensor([1.0, 2.0]) + t[:2]) == {"aten.lift_fresh": 1}
+    assert host_ops(lambda: bool(t.sum() > 0)) == {"aten.is_nonzero": 1}
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_the_step_and_the_optimiser_read_nothing_on_the_host(online, lite_net, sequences_dir):
+    """What a CUDA graph needs, checked on CPU: no host read or host-data tensor in the per-frame step (online
+    branch included) or in the fixed-memory optimiser."""
+    frames, box = first_frames(sequences_dir, "bag", 3)
+    config = lite_online() if online else TrackerConfig.from_preset("LITE")
+    tracker = OceanTracker(lite_net, config, "cpu", step_mode="static")
+    tracker.initialize(frames[0], box)
+    tracker.track(frames[1])
+    (step,) = tracker.static_steps
+    with torch.inference_mode():
+        step.upload(frames[2])
+    assert host_ops(step.compute) == {}
+    if online:
+        tracker.static_online.fixed_memory = True
+        assert host_ops(lambda: tracker.static_online._optimise(3)) == {}
 
 
 # --- CUDA (skip without a GPU)
