@@ -109,11 +109,10 @@ class StaticOnline:
         self._optimisers.clear()
 
     def set_params(self, params: OnlineParams) -> bool:
-        """Adopt new tunables; True when they changed (captured steps bake them in and must be recaptured)."""
+        """Adopt new tunables; True when they changed (captured steps bake them in and must be recaptured; the
+        optimiser graphs read none of them: they are keyed by their iteration count)."""
         changed = params != self.params
         self.params = params
-        if changed:
-            self._optimisers.clear()
         return changed
 
     @property
