@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gloo_ranks import gloo_ranks
 from train_synth import centred_box, write_pack
 
 from ocean_ros.core.checkpoint import load_model, read_checkpoint
@@ -235,35 +236,18 @@ def test_ddp_two_gloo_processes_equal_one_process(pack, tmp_path):
     """One step on a global batch of 4 episodes: two gloo processes on 2 episodes each end with the classifier
     of one process on all 4."""
     import json
-    import os
-    import socket
-    import subprocess
     import sys
 
     cfg = stage_config(tmp_path / "ddp_out").replace(
         optim=dataclasses.replace(stage_config(tmp_path).optim, epochs=1, batch_size=4))
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
     (tmp_path / "worker.py").write_text(DDP_WORKER)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "test"), env.get("PYTHONPATH", "")])
-    procs = [subprocess.Popen(
-        [sys.executable, str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path / "ddp.pt"),
-         str(pack)],
-        env={**env, "WORLD_SIZE": "2", "RANK": str(r), "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
-             "MASTER_PORT": str(port), "GLOO_SOCKET_IFNAME": "lo"},
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
-    try:
+    argv = [sys.executable, str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path / "ddp.pt"),
+            str(pack)]
+    with gloo_ranks(argv, tmp_path, [REPO, REPO / "test"]) as procs:
         one = EpisodicTrainer(cfg.replace(output=str(tmp_path / "one_out")), progress=False, root=pack)
         stats = one.train_epoch(0)
         outputs = [p.communicate(timeout=240)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
     report = json.loads(outputs[0].strip().splitlines()[-1])
     assert report["world"] == 2 and one.ctx.world == 1

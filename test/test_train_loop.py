@@ -8,9 +8,6 @@ import copy
 import csv
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO_ROOT, need_data
+from gloo_ranks import gloo_ranks
 from train_synth import centred_box, write_pack
 
 from ocean_ros.train import cli
@@ -127,12 +125,6 @@ if dist.is_initialized():
 '''
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_sharded_batch_sampler_slices_global_batches():
     one = list(ShardedBatchSampler(10, 4, DistContext()))
     assert one == [[0, 1, 2, 3], [4, 5, 6, 7]]  # the incomplete batch is dropped
@@ -155,18 +147,8 @@ def test_ddp_two_gloo_processes_equal_one_process(pack, pretrained, tmp_path):
     config_path.write_text(json.dumps(values))
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    base_env = {k: v for k, v in os.environ.items()
-                if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    base_env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    port = free_port()
-    procs = []
-    try:
-        for rank in (0, 1):  # the process group lives on 127.0.0.1 only
-            env = {**base_env, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "GLOO_SOCKET_IFNAME": "lo"}
-            procs.append(subprocess.Popen([sys.executable, str(script), str(config_path), str(tmp_path / "ddp.pt")],
-                                          env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          text=True))
+    argv = [sys.executable, str(script), str(config_path), str(tmp_path / "ddp.pt")]
+    with gloo_ranks(argv, tmp_path, [REPO_ROOT]) as procs:
         # meanwhile, the same step in this process (no process group) on the whole batch
         trainer = Trainer(config_from_dict({**values, "output": str(tmp_path / "one_out")}), progress=False)
         one = {"before": {k: v.clone() for k, v in trainer.net.state_dict().items()}}
@@ -176,11 +158,6 @@ def test_ddp_two_gloo_processes_equal_one_process(pack, pretrained, tmp_path):
                       "global_bn": sum(isinstance(m, GlobalBatchNorm2d) for m in trainer.net.modules()),
                       "batches": [list(b) for b in trainer._loader(0).batch_sampler]}
         outputs = [proc.communicate(timeout=240)[0] for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     for proc, out in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out[-3000:]
 

@@ -24,6 +24,8 @@ __all__ = [
     "fuse_scores",
     "make_score_grid",
     "peak_picks",
+    "py_max",
+    "py_min",
     "resize_online_map",
     "scale_ratio_penalty",
     "select_peak",
@@ -220,14 +222,14 @@ def update_state(
     return (cx, cy), (new_w, new_h), rate
 
 
-def _host_min(limit: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
-    """Python's ``min(limit, x)`` elementwise: ``x`` only where x < limit (so a NaN gives ``limit``)."""
-    return torch.where(x < limit, x, limit)
+def py_min(a: Scalar, b: torch.Tensor) -> torch.Tensor:
+    """Python's ``min(a, b)`` elementwise: ``b`` only where b < a (so a NaN ``b`` gives ``a``)."""
+    return torch.where(b < a, b, a)
 
 
-def _host_max(limit: float, x: torch.Tensor) -> torch.Tensor:
-    """Python's ``max(limit, x)`` elementwise: ``x`` only where x > limit."""
-    return torch.where(x > limit, x, limit)
+def py_max(a: Scalar, b: torch.Tensor) -> torch.Tensor:
+    """Python's ``max(a, b)`` elementwise: ``b`` only where b > a (so a NaN ``b`` gives ``a``)."""
+    return torch.where(b > a, b, a)
 
 
 def update_state_t(
@@ -254,9 +256,9 @@ def update_state_t(
     new_h = h_t * (1 - rate) + rate * res_h
     img_w, img_h = image_wh.unbind()
     new = torch.stack([
-        _host_max(0.0, _host_min(img_w, cx + dx)),
-        _host_max(0.0, _host_min(img_h, cy + dy)),
-        _host_max(10.0, _host_min(img_w, new_w)),
-        _host_max(10.0, _host_min(img_h, new_h)),
+        py_max(0.0, py_min(img_w, cx + dx)),
+        py_max(0.0, py_min(img_h, cy + dy)),
+        py_max(10.0, py_min(img_w, new_w)),
+        py_max(10.0, py_min(img_h, new_h)),
     ])
     return new, rate

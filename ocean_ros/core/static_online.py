@@ -37,7 +37,7 @@ from .online import (
     target_box,
     window_shape,
 )
-from .siamese import MAP_DTYPE
+from .siamese import MAP_DTYPE, py_max, py_min
 
 __all__ = ["StaticOnline"]
 
@@ -158,8 +158,8 @@ class StaticOnline:
         cx, cy, w, h = state.unbind()
         img_w, img_h = image_wh.unbind()
         margin_h, margin_w = (p.inside_ratio - 0.5) * h, (p.inside_ratio - 0.5) * w
-        pos_y = _py_min(_py_max(cy, margin_h), img_h - margin_h)
-        pos_x = _py_min(_py_max(cx, margin_w), img_w - margin_w)
+        pos_y = py_min(py_max(cy, margin_h), img_h - margin_h)
+        pos_x = py_min(py_max(cx, margin_w), img_w - margin_w)
         found = self.flag != _NOT_FOUND
         self.target.copy_(torch.where(found, torch.stack([pos_y, pos_x, h, w]), self.target))
         add = found & (self.flag <= _HARD_NEGATIVE)  # normal or hard_negative
@@ -235,12 +235,3 @@ class StaticOnline:
         """Number of captured optimiser graphs."""
         return len(self._optimisers)
 
-
-def _py_max(a: Tensor, b: Tensor) -> Tensor:
-    """Python's ``max(a, b)`` elementwise (``b`` only where b > a)."""
-    return torch.where(b > a, b, a)
-
-
-def _py_min(a: Tensor, b: Tensor) -> Tensor:
-    """Python's ``min(a, b)`` elementwise (``b`` only where b < a)."""
-    return torch.where(b < a, b, a)

@@ -111,6 +111,7 @@ class StaticStep:
         self.steps = torch.arange(self.search_size, dtype=torch.float64, device=device)
         self.zf: torch.Tensor | tuple[torch.Tensor, ...] | None = None
         self.online: StaticOnline | None = None
+        self.no_flag = torch.full((1,), -1.0, dtype=MAP_DTYPE, device=device)  # the result's flag when online is off
         self.result = torch.zeros(_RESULT_SIZE, dtype=MAP_DTYPE, device=device)
         self.host_result = torch.zeros(_RESULT_SIZE, dtype=MAP_DTYPE, pin_memory=cuda) if cuda else self.result
         self.done = torch.cuda.Event() if cuda else None
@@ -174,7 +175,7 @@ class StaticStep:
         )
         new_state, _ = update_state_t(self.state, picks, scale_z, self.search_size, lr, self.bounds)
         self.state.copy_(new_state)
-        flag = torch.full((1,), -1.0, dtype=MAP_DTYPE, device=self.device)
+        flag = self.no_flag
         if self.online is not None:
             self.online.adopt(new_state, self.bounds)
             flag = self.online.flag.to(MAP_DTYPE).reshape(1)

@@ -405,7 +405,11 @@ class OceanTracker:
             self._center, self._size, step, scale_z, size_s, cfg.lr, self._image_wh
         )
         timer.mark("post")
-        return self._finish_frame(timer, online, step.score, step.pscore, (step.row, step.col), side, scale_z)
+        update = None
+        if self._online is not None and online is not None:
+            update = self._online.update(online, self._center, self._size, self._image_wh)
+            timer.mark("online_update")
+        return self._finish_frame(timer, step.score, step.pscore, (step.row, step.col), side, scale_z, update)
 
     def _load_static_online(self) -> StaticOnline | None:
         """The online branch's first-frame state copied into the static buffers (built once per tracker)."""
@@ -447,9 +451,7 @@ class OceanTracker:
                         self._fall_back(online.graph_error)
                     timer.mark("online")
                     update = (flag, iterations > 0)
-                return self._finish_frame(
-                    timer, None, read.score, read.pscore, peak, read.crop_side, read.scale_z, update
-                )
+                return self._finish_frame(timer, read.score, read.pscore, peak, read.crop_side, read.scale_z, update)
 
         return PendingTrack(finish, step.ready)
 
@@ -465,30 +467,21 @@ class OceanTracker:
     def _finish_frame(
         self,
         timer: _StageTimer,
-        online: object,
         score: float,
         pscore: float,
         peak: tuple[int, int],
         side: int,
         scale_z: float,
-        online_update: tuple[str, bool] | None = None,
+        online_update: tuple[str, bool] | None,
     ) -> TrackResult:
-        """Lost-state bookkeeping, online update and the result, once the new centre and size are set.
-
-        ``online`` is the classic step's online score (updated here); ``online_update`` the static step's
-        (flag, re-optimised) when its online branch already ran.
-        """
+        """Lost-state bookkeeping and the result, once the new centre and size are set and the online branch
+        (when on) has updated: ``online_update`` is its (flag, whether the filter was re-optimised)."""
         cfg = self._config
         self._frame_index += 1
         low = not score >= cfg.lost_threshold  # a NaN score counts as low
         self._low_frames = self._low_frames + 1 if low else 0
         self._state = TrackState.LOST if self._low_frames >= cfg.lost_frames else TrackState.TRACKING
-        flag, updated = "", False
-        if self._online is not None and online is not None:
-            flag, updated = self._online.update(online, self._center, self._size, self._image_wh)
-            timer.mark("online_update")
-        elif online_update is not None:
-            flag, updated = online_update
+        flag, updated = online_update if online_update is not None else ("", False)
         timings = timer.finish()
         if "online_update" in timings:
             timings["online"] = timings.get("online", 0.0) + timings.pop("online_update")

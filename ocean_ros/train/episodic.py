@@ -32,15 +32,16 @@ from ocean_ros.core.online import normalise
 
 from .config import TrainConfig
 from .datasets import DataError, read_source
-from .distributed import DistContext, ShardedBatchSampler, all_reduce_sum, init_distributed
+from .distributed import ShardedBatchSampler, all_reduce_sum
 from .episodes import EpisodeDataset
 from .trainer import (
     REPO_ROOT,
     data_root,
     load_train_checkpoint,
+    resolve_path,
     run_epoch_steps,
     save_train_checkpoint,
-    seed_everything,
+    start_run,
 )
 
 __all__ = ["EpisodeLoss", "EpisodicTrainer", "episode_loss", "gaussian_label", "hinge_loss", "build_online_net"]
@@ -132,18 +133,9 @@ class EpisodicTrainer:
         self.cfg = cfg
         self.root = root or data_root()
         self.progress = progress
-        want = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
-        want = "cpu" if want == "auto" else want
-        self.ctx: DistContext = init_distributed(want)
-        self.device = torch.device("cuda", self.ctx.local_rank) if want == "cuda" else torch.device("cpu")
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
-        seed_everything(cfg.seed)
-        self.out = Path(cfg.output)
-        if self.ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+        self.ctx, self.device, self.out = start_run(cfg)
         o = cfg.online
-        base = Path(o.base) if Path(o.base).is_absolute() else REPO_ROOT / o.base
+        base = resolve_path(o.base, REPO_ROOT)
         self.net, self.base_config = build_online_net(base, o.feature_dim, o.layer)
         self.net.to(self.device).eval().requires_grad_(False)
         self.classifier = self.net.classifier
@@ -152,8 +144,7 @@ class EpisodicTrainer:
         self.trunk_net = fuse_for_inference(copy.deepcopy(self.net).eval()).use_channels_last_trunk()
         sequences = []
         for src in cfg.data.sources:
-            path = Path(src.path) if Path(src.path).is_absolute() else self.root / src.path
-            sequences += read_source(path, src.kind, src.exclude, src.annotations)
+            sequences += read_source(resolve_path(src.path, self.root), src.kind, src.exclude, src.annotations)
         self.dataset = EpisodeDataset(sequences, o, cfg.seed)
         self.optimizer = self._build_optimizer()
         self.start_epoch = 0

@@ -73,9 +73,32 @@ def _same_variant(stored: Any, want: dict[str, Any]) -> bool:
         return False
 
 
-def _resolve(path: str, root: Path) -> Path:
+def resolve_path(path: str, root: Path) -> Path:
+    """``path`` as given when absolute, else under ``root``."""
     p = Path(path)
     return p if p.is_absolute() else root / p
+
+
+def start_run(cfg: TrainConfig) -> tuple[DistContext, torch.device, Path]:
+    """What every training stage does first: join the process group, pick the device ('auto': CUDA when
+    available; CUDA ranks use their local GPU), set threads and seeds, create the output folder on the main rank.
+    Returns (distributed context, device, output folder)."""
+    want = cfg.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    ctx = init_distributed(want)
+    if want == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    out = Path(cfg.output)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    return ctx, device, out
 
 
 @dataclass
@@ -96,25 +119,11 @@ class Trainer:
         self.cfg = cfg
         self.root = root or data_root()
         self.progress = progress
-        want = cfg.device
-        if want == "auto":
-            want = "cuda" if torch.cuda.is_available() else "cpu"
-        self.ctx: DistContext = init_distributed(want)
-        if want == "cuda":
-            self.device = torch.device("cuda", self.ctx.local_rank)
-            torch.cuda.set_device(self.device)
-        else:
-            self.device = torch.device("cpu")
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
-        seed_everything(cfg.seed)
-        self.out = Path(cfg.output)
-        if self.ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+        self.ctx, self.device, self.out = start_run(cfg)
         m = cfg.model
         self.net = OceanLiteNet(LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align))
         if m.pretrained:
-            load_pretrained_trunk(self.net, _resolve(m.pretrained, self.root))
+            load_pretrained_trunk(self.net, resolve_path(m.pretrained, self.root))
         self.net.to(self.device)
         if self.ctx.active:
             convert_batchnorm(self.net.neck)
@@ -140,7 +149,7 @@ class Trainer:
     def _build_dataset(self) -> PairDataset:
         sources, weights, ranges = [], [], []
         for src in self.cfg.data.sources:
-            seqs = read_source(_resolve(src.path, self.root), src.kind, src.exclude, src.annotations)
+            seqs = read_source(resolve_path(src.path, self.root), src.kind, src.exclude, src.annotations)
             videos = [s for s in seqs if not s.static]
             statics = [s for s in seqs if s.static]
             for group, frame_range in ((videos, src.frame_range), (statics, 0)):
