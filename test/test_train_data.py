@@ -305,3 +305,49 @@ def test_cli_reports_bad_input_and_exits_2(tmp_path, capsys):
     assert cli.main([str(good), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"{pack}: the crop pack holds no usable sequence" in err
+
+
+# --- distractor negatives -------------------------------------------------------------------------------------------
+def labelled(name: str, category: str, image: str) -> TrainSequence:
+    return TrainSequence(name, (Path(f"/nowhere/{name}.jpg"),), np.array([[5.0, 5.0, 9.0, 9.0]]), np.array([0]),
+                         True, category, image)
+
+
+def test_distractor_negatives_show_the_same_kind_never_the_target_itself():
+    """Same category, another image: never the template's own crop, nor another crop of its image (which could
+    show the target); without a category the negative is any other sequence, as before."""
+    statics = [labelled("dog1", "dog", "10"), labelled("dog2", "dog", "10"), labelled("dog3", "dog", "11"),
+               labelled("dog4", "dog", "12"), labelled("cat1", "cat", "11"), labelled("lone", "zebra", "13"),
+               labelled("anon", "", "")]
+    videos = [video("a", list(range(0, 30, 3)))]
+    sampler = PairSampler([videos, statics], weights=[1.0, 3.0], frame_ranges=[10, 0], negative_share=0.6, seed=3,
+                          distractor_share=1.0)
+    names = [s.name for s in sampler.sequences]
+    index = {n: i for i, n in enumerate(names)}
+    assert sorted(names[i] for i in sampler.distractors(index["dog1"])) == ["dog3", "dog4"]
+    assert sorted(names[i] for i in sampler.distractors(index["dog3"])) == ["dog1", "dog2", "dog4"]
+    assert len(sampler.distractors(index["lone"])) == 0 and len(sampler.distractors(index["anon"])) == 0
+    seen = {n: set() for n in names}
+    for i in range(3000):
+        pair = sampler.pair(0, i)
+        if not pair.negative:
+            continue
+        t, s = sampler.sequences[pair.template[0]], sampler.sequences[pair.search[0]]
+        assert s is not t and not (t.image and s.image == t.image), (t.name, s.name)
+        seen[t.name].add(s.name)
+        if t.category == "dog":
+            assert s.category == "dog", (t.name, s.name)  # distractor_share 1: always another dog
+    assert seen["dog1"] == {"dog3", "dog4"}
+    assert len(seen["lone"]) > 2  # no other zebra: any other sequence
+
+
+def test_crop_pack_reads_coco_category_and_image(tmp_path):
+    folder = tmp_path / "pack" / "coco"
+    folder.mkdir(parents=True)
+    import cv2
+
+    cv2.imwrite(str(folder / "000000.jpg"), np.zeros((381, 381, 3), np.uint8))
+    (folder / "boxes.csv").write_text("file,frame,x,y,w,h,image_id,category\n000000.jpg,0,150,150,60,40,790,dog\n")
+    (tmp_path / "pack" / "index.csv").write_text("folder,source,frames,fps_class\ncoco,coco,1,static\n")
+    (seq,) = read_crop_pack(tmp_path / "pack")
+    assert seq.static and seq.category == "dog" and seq.image == "790"

@@ -249,3 +249,32 @@ def test_config_round_trip(straight_run):
     values, _ = straight_run
     cfg = config_from_dict(values)
     assert isinstance(cfg, TrainConfig) and config_from_dict(cfg.to_dict()) == cfg
+
+
+# --- fine-tuning with a teacher -------------------------------------------------------------------------------------
+def test_distillation_fine_tune_starts_from_the_model_and_learns_from_the_teacher(straight_run, pretrained, tmp_path):
+    """model.init loads every tensor of an exported model; with the NanoTrack v3 teacher the loss gains finite,
+    positive distillation terms (KL and box), the trunk stays frozen and the ground-truth terms are still there."""
+    values, straight = straight_run
+    init = straight / "model.pth"
+    run = merge(values, {"output": str(tmp_path / "kd"), "model": {"init": str(init)},
+                         "distill": {"teacher": str(pretrained), "cls_weight": 1.0, "box_weight": 1.0},
+                         "data": {"distractor_share": 0.5},
+                         "optim": {"epochs": 1, "unfreeze_epoch": 5, "warmup_epochs": 0}})
+    trainer = Trainer(config_from_dict(run), progress=False)
+    start = torch.load(init, weights_only=True)["state_dict"]
+    for key, value in trainer.net.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, start[key]), key
+    history = quiet_run(trainer)
+    rows = log_rows(tmp_path / "kd")
+    for row in rows:
+        assert 0 < float(row["kd_cls"]) < 5 and 0 <= float(row["kd_box"]) < 5, row
+        assert float(row["loss"]) > float(row["kd_cls"]) + float(row["kd_box"])  # ground truth terms remain
+    assert history[0]["skipped"] == 0 and history[0]["kd_cls"] > 0
+    after = trainer.net.state_dict()
+    assert all(torch.equal(after[k], start[k]) for k in start if k.startswith("backbone."))
+    # a model that does not match the configured net is refused with both shapes named
+    other = merge(run, {"model": {"channels": 24}})
+    with pytest.raises(DataError, match="model.init: .* the model section asks for stride=16, channels=24"):
+        Trainer(config_from_dict(other), progress=False)

@@ -323,11 +323,12 @@ def _allow_numpy_scalars() -> list[Any]:
     return allowed
 
 
-def read_pretrained_trunk(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """The ``backbone.*`` tensors of a NanoTrack v3 checkpoint, prefix removed (CPU float32; BN counters kept)."""
+def read_nanotrack(path: str | os.PathLike[str], what: str = "pretrained trunk") -> dict[str, Tensor]:
+    """Every tensor of a NanoTrack v3 checkpoint's state dict, keys as stored (``what`` names the file's role in
+    the not-found message)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"pretrained trunk not found: {path} (NanoTrack v3 checkpoint, see training docs)")
+        raise CheckpointError(f"{what} not found: {path} (NanoTrack v3 checkpoint, see training docs)")
     try:
         with torch.serialization.safe_globals(_allow_numpy_scalars()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -336,7 +337,13 @@ def read_pretrained_trunk(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     raw = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: no state dict inside")
-    trunk = {k[len("backbone."):]: v for k, v in raw.items() if isinstance(k, str) and k.startswith("backbone.")}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, Tensor)}
+
+
+def read_pretrained_trunk(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """The ``backbone.*`` tensors of a NanoTrack v3 checkpoint, prefix removed (CPU float32; BN counters kept)."""
+    raw = read_nanotrack(path)
+    trunk = {k[len("backbone."):]: v for k, v in raw.items() if k.startswith("backbone.")}
     if not trunk:
         raise CheckpointError(f"{path}: no backbone.* tensors (is it a NanoTrack checkpoint?)")
     return trunk

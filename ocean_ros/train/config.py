@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 __all__ = [
-    "ConfigError", "DataConfig", "ModelConfig", "OnlineStageConfig", "OptimConfig", "TrainConfig", "load_train_config",
+    "ConfigError", "DataConfig", "DistillConfig", "ModelConfig", "OnlineStageConfig", "OptimConfig", "TrainConfig",
+    "load_train_config",
 ]
 
 
@@ -41,6 +42,7 @@ class DataConfig:
     sources: tuple[DataSource, ...] = (DataSource("train"),)
     pairs_per_epoch: int = 20000
     negative_share: float = 0.2  # share of pairs whose search crop comes from another video
+    distractor_share: float = 0.0  # of those negatives, share showing another object of the template's kind
     workers: int = 0  # DataLoader worker processes (0: in the training process)
 
 
@@ -70,6 +72,19 @@ class ModelConfig:
     search_size: int = 255
     pretrained: str = "pretrained/nanotrackv3.pth"  # NanoTrack v3 checkpoint; only backbone.* is used
     label_radius: int = 1  # positive cells: L1 distance (cells) to the cell nearest the true box centre
+    init: str = ""  # start from this ocean_ros checkpoint's Siamese weights (repo-relative; "" = from `pretrained`)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation from NanoTrack v3's trained BAN head (with its own pretrained trunk), a frozen teacher
+    (training-spec §6): its score and box maps, sampled onto the student's grid, are soft targets beside the
+    ground-truth losses. total = gt_weight·(L_cls + L_reg + L_align) + cls_weight·KL + box_weight·L_box."""
+
+    teacher: str = ""  # NanoTrack v3 checkpoint (relative to the data root); "" = no distillation
+    cls_weight: float = 1.0  # Bernoulli KL(teacher score ‖ sigmoid(student logit)), mean over cells
+    box_weight: float = 1.0  # IoU loss student vs teacher box, weighted by the teacher's score
+    gt_weight: float = 1.0  # weight of the ground-truth losses
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     online: OnlineStageConfig = field(default_factory=OnlineStageConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +249,9 @@ def _validate(cfg: TrainConfig, where: str) -> None:
     checks = [
         (cfg.data.pairs_per_epoch > 0, "data.pairs_per_epoch must be positive"),
         (0.0 <= cfg.data.negative_share < 1.0, "data.negative_share must be in [0, 1)"),
+        (0.0 <= cfg.data.distractor_share <= 1.0, "data.distractor_share must be in [0, 1]"),
+        (min(cfg.distill.cls_weight, cfg.distill.box_weight, cfg.distill.gt_weight) >= 0,
+         "distill weights must be >= 0"),
         (cfg.optim.batch_size > 0, "optim.batch_size must be positive"),
         (cfg.optim.epochs > 0, "optim.epochs must be positive"),
         (cfg.optim.optimizer in ("sgd", "adamw"), "optim.optimizer must be 'sgd' or 'adamw'"),

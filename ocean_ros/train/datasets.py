@@ -31,7 +31,8 @@ class TrainSequence:
 
     ``boxes`` [N, 4] xywh in each frame file's own pixels; ``frame_ids`` [N] the original frame numbers, used
     for the template/search frame range; ``static`` marks single-image sequences (template and search are
-    then drawn from the same image).
+    then drawn from the same image). ``category`` and ``image`` let the pair sampler draw distractor
+    negatives: other objects of the same kind, and other objects of the same frame.
     """
 
     name: str
@@ -39,6 +40,8 @@ class TrainSequence:
     boxes: np.ndarray
     frame_ids: np.ndarray
     static: bool = False
+    category: str = ""  # object class (COCO name) when the source names one; "" unknown
+    image: str = ""  # the source image a static crop was cut from ("" unknown): crops sharing it share a frame
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -84,7 +87,9 @@ def read_box_csv(path: Path, crop_side: float | None = CROP_PACK_SIDE) -> list[d
             box = tuple(_number(row[i], path, line, need[i]) for i in range(2, 6))
             _check_box(box, path, line, crop_side)  # type: ignore[arg-type]
             frame = _number(row[1], path, line, "frame")
-            rows.append({"file": row[0], "frame": int(frame), "box": box, "line": line})
+            extra = dict(zip(header[6:], (c.strip() for c in row[6:]), strict=False))
+            rows.append({"file": row[0], "frame": int(frame), "box": box, "line": line,
+                         "category": extra.get("category", ""), "image": extra.get("image_id", "")})
     if not rows:
         raise DataError(f"{path}: no boxes")
     return rows
@@ -98,7 +103,8 @@ def _folder_sequences(folder: Path, static: bool) -> list[TrainSequence]:
     if static:
         return [
             TrainSequence(f"{folder.name}/{row['file']}", (folder / str(row["file"]),),
-                          np.array([row["box"]], dtype=np.float64), np.array([0]), static=True)
+                          np.array([row["box"]], dtype=np.float64), np.array([0]), static=True,
+                          category=str(row["category"]), image=str(row["image"]))
             for row in rows
         ]
     return [TrainSequence(
@@ -179,6 +185,7 @@ def read_coco(root: str | Path, annotations: str, min_size: float = 16.0) -> lis
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise DataError(f"{path}: expected a COCO json with 'images' and 'annotations'")
     files = {img["id"]: img["file_name"] for img in data["images"]}
+    categories = {c.get("id"): str(c.get("name", c.get("id"))) for c in data.get("categories", [])}
     sequences = []
     for n, ann in enumerate(data["annotations"]):
         if ann.get("iscrowd", 0):
@@ -195,7 +202,8 @@ def read_coco(root: str | Path, annotations: str, min_size: float = 16.0) -> lis
         if name is None:
             raise DataError(f"{path}: annotation #{n} names unknown image id {ann.get('image_id')}")
         image = root / name if (root / name).is_file() else root / "images" / name
-        sequences.append(TrainSequence(f"coco/{ann.get('id', n)}", (image,), np.array([box]), np.array([0]), True))
+        sequences.append(TrainSequence(f"coco/{ann.get('id', n)}", (image,), np.array([box]), np.array([0]), True,
+                                       categories.get(ann.get("category_id"), ""), str(ann.get("image_id"))))
     if not sequences:
         raise DataError(f"{path}: no usable box")
     return sequences

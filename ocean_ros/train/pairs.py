@@ -39,7 +39,9 @@ class PairSampler:
     """Draws positive pairs within a frame range of one video, and a share of negative pairs across videos.
 
     ``sources``: one list of sequences per source; ``weights``: share of pairs per source; ``frame_ranges``:
-    per source, the largest distance between template and search in original frame numbers.
+    per source, the largest distance between template and search in original frame numbers;
+    ``distractor_share``: of the negative pairs whose template has distractors (:meth:`distractors`), the share
+    whose search shows one of them instead of a random other sequence.
     """
 
     sources: list[list[TrainSequence]]
@@ -47,6 +49,7 @@ class PairSampler:
     frame_ranges: list[int]
     negative_share: float
     seed: int
+    distractor_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.sources or any(not s for s in self.sources):
@@ -56,6 +59,33 @@ class PairSampler:
         self.sequences = [seq for source in self.sources for seq in source]
         self._offsets = np.cumsum([0] + [len(s) for s in self.sources])[:-1]
         self._video_count = len(self.sequences)
+        self._by_category: dict[str, list[int]] = {}
+        for i, seq in enumerate(self.sequences):
+            if seq.category:
+                self._by_category.setdefault(seq.category, []).append(i)
+        self._distractors: dict[int, np.ndarray] = {}
+
+    def _random_other(self, seq_index: int, rng: np.random.Generator) -> int:
+        """Any sequence but the template's and but crops of the template's image (they may show the target)."""
+        image = self.sequences[seq_index].image
+        for _ in range(64):  # bounded: a source made of one image's crops only keeps the last draw
+            other = int(rng.integers(self._video_count - 1))
+            other += other >= seq_index
+            if not image or self.sequences[other].image != image:
+                break
+        return other
+
+    def distractors(self, seq_index: int) -> np.ndarray:
+        """Indices of the sequences showing another object of the template's kind (same category) taken from
+        another image, so never the target itself: not its own sequence and not a crop of its image, which
+        could hold the target. Empty when the template's category is unknown."""
+        if seq_index not in self._distractors:
+            seq = self.sequences[seq_index]
+            same = self._by_category.get(seq.category, []) if seq.category else []
+            self._distractors[seq_index] = np.array(
+                [i for i in same if i != seq_index and (not seq.image or self.sequences[i].image != seq.image)],
+                dtype=np.int64)
+        return self._distractors[seq_index]
 
     def pair(self, epoch: int, index: int) -> Pair:
         """The pair number ``index`` of ``epoch`` (deterministic)."""
@@ -67,8 +97,11 @@ class PairSampler:
         t = int(rng.integers(len(seq)))
         negative = self._video_count > 1 and rng.random() < self.negative_share
         if negative:
-            other = int(rng.integers(self._video_count - 1))
-            other += other >= seq_index  # any sequence but the template's
+            kin = self.distractors(seq_index) if self.distractor_share > 0 else ()
+            if len(kin) and rng.random() < self.distractor_share:
+                other = int(kin[rng.integers(len(kin))])
+            else:
+                other = self._random_other(seq_index, rng)
             s = int(rng.integers(len(self.sequences[other])))
             return Pair((seq_index, t), (other, s), True)
         ids = seq.frame_ids

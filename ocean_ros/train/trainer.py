@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from ocean_ros.core.checkpoint import load_pretrained_trunk, save_checkpoint
 from ocean_ros.core.model import LiteNetConfig, OceanLiteNet
+from ocean_ros.eval.validation_set import data_root
 
 from .config import TrainConfig
 from .datasets import DataError, read_source
@@ -38,11 +39,6 @@ __all__ = ["Trainer", "data_root", "lr_at", "run_epoch_steps"]
 
 TRAIN_FORMAT = "ocean_ros.train.v1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def data_root() -> Path:
-    """The shared data folder: $OCEAN_ROS_DATA, else ../shared/data beside the repository root."""
-    return Path(os.environ.get("OCEAN_ROS_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 def lr_at(epoch: float, cfg: TrainConfig) -> float:
@@ -107,6 +103,8 @@ class EpochStats:
     cls: float
     reg: float
     align: float
+    kd_cls: float
+    kd_box: float
     pairs_per_s: float
     skipped: int
 
@@ -121,10 +119,23 @@ class Trainer:
         self.progress = progress
         self.ctx, self.device, self.out = start_run(cfg)
         m = cfg.model
-        self.net = OceanLiteNet(LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align))
-        if m.pretrained:
-            load_pretrained_trunk(self.net, resolve_path(m.pretrained, self.root))
+        self.init_config: dict[str, Any] = {}
+        if m.init:
+            wanted = LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align)
+            self.net, self.init_config = init_from_checkpoint(REPO_ROOT / m.init, wanted)
+        else:
+            self.net = OceanLiteNet(LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align))
+            if m.pretrained:
+                load_pretrained_trunk(self.net, resolve_path(m.pretrained, self.root))
+        if self.net.has_classifier and cfg.optim.unfreeze_epoch < cfg.optim.epochs:
+            raise DataError(f"model.init {m.init} carries an online classifier trained on its trunk: keep the trunk "
+                            "frozen (optim.unfreeze_epoch >= optim.epochs) or start from a model without one")
         self.net.to(self.device)
+        self.teacher = None
+        if cfg.distill.teacher:
+            from .teacher import load_teacher
+
+            self.teacher = load_teacher(resolve_path(cfg.distill.teacher, self.root), device=self.device)
         if self.ctx.active:
             convert_batchnorm(self.net.neck)
             convert_batchnorm(self.net.connect_model)
@@ -159,7 +170,8 @@ class Trainer:
                     ranges.append(frame_range)
         if not sources:
             raise DataError("the training configuration names no usable source")
-        sampler = PairSampler(sources, weights, ranges, self.cfg.data.negative_share, self.cfg.seed)
+        sampler = PairSampler(sources, weights, ranges, self.cfg.data.negative_share, self.cfg.seed,
+                              self.cfg.data.distractor_share)
         return PairDataset(sampler, self.cfg.augment, self.grid, self.cfg.data.pairs_per_epoch, self.cfg.seed)
 
     def _build_optimizer(self, trunk: bool) -> torch.optim.Optimizer:
@@ -255,16 +267,28 @@ class Trainer:
             out = self.model(b["template"], b["search"], trunk=self._frozen_trunk())
         terms = loss_terms(out.cls, out.reg, out.align, b["cls"], b["reg"], b["reg_weight"])
         counts = torch.stack([terms.pos_count, terms.neg_count, terms.reg_count, terms.align_count]).detach()
+        if self.teacher is not None:
+            kd = self._distill_terms(b, out)
+            counts = torch.cat([counts, torch.stack([kd[1], kd[3]]).detach()])
         counts = all_reduce_sum(counts, self.ctx)
-        loss, parts = combine(terms, counts, scale=float(self.ctx.world))
+        loss, parts = combine(terms, counts[:4], scale=float(self.ctx.world))
+        d = self.cfg.distill
+        if self.teacher is not None:
+            kd_n = counts[4:].clamp(min=1e-6)
+            kd_cls, kd_box = kd[0] / kd_n[0], kd[2] / kd_n[1]
+            loss = d.gt_weight * loss + (d.cls_weight * kd_cls + d.box_weight * kd_box) * float(self.ctx.world)
+            parts = {**parts, "kd_cls": kd_cls.detach(), "kd_box": kd_box.detach()}
+        else:
+            parts = {**parts, "kd_cls": loss.new_zeros(()), "kd_box": loss.new_zeros(())}
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         # Each process holds its shard's share of the global loss (local sums / global counts): their sum is the
         # loss of the whole global batch, which is what is logged and checked against max_loss.
-        shares = torch.stack([loss.detach() / self.ctx.world, parts["cls"], parts["reg"], parts["align"]]).float()
+        names = ("cls", "reg", "align", "kd_cls", "kd_box")
+        shares = torch.stack([loss.detach() / self.ctx.world, *(parts[k].float() for k in names)]).float()
         shares = all_reduce_sum(shares, self.ctx)
         value = float(shares[0])
-        parts = dict(zip(("cls", "reg", "align"), shares[1:], strict=True))
+        parts = dict(zip(names, shares[1:], strict=True))
         ok = math.isfinite(value) and value <= self.cfg.optim.max_loss
         if self.ctx.active:  # every process must skip together
             flag = all_reduce_sum(torch.tensor([0.0 if ok else 1.0], device=dev), self.ctx)
@@ -276,16 +300,27 @@ class Trainer:
             self.scaler.update()
         return {"loss": value, **{k: float(v) for k, v in parts.items()}}, ok
 
+    def _distill_terms(self, b: dict[str, torch.Tensor], out: Any) -> tuple[torch.Tensor, ...]:
+        """(cls sum, cls count, box sum, box weight) of the teacher's maps sampled onto this net's grid."""
+        from .distill import distill_terms, sample_teacher
+
+        with torch.no_grad():
+            maps = self.teacher(b["template"], b["search"])
+            g = self.grid
+            score, ltrb, valid = sample_teacher(maps, g.origin, g.stride, g.score_size)
+        return distill_terms(out.cls, out.reg, score, ltrb, valid)
+
     def train_epoch(self, epoch: int) -> EpochStats:
         """One epoch; returns its mean losses and throughput."""
         self._maybe_unfreeze(epoch)
         self._set_modes()
         means, rate, skipped = run_epoch_steps(
             self._loader(epoch), self._step, epoch, self.cfg, self.ctx, self.out / "log.csv",
-            keys=("loss", "cls", "reg", "align"), rate_key="pairs_per_s",
+            keys=("loss", "cls", "reg", "align", "kd_cls", "kd_box"), rate_key="pairs_per_s",
             desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}", show=self.progress, loss_format=".3f",
         )
-        return EpochStats(means["loss"], means["cls"], means["reg"], means["align"], rate, skipped)
+        return EpochStats(means["loss"], means["cls"], means["reg"], means["align"], means["kd_cls"],
+                          means["kd_box"], rate, skipped)
 
     @staticmethod
     def _append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -315,6 +350,7 @@ class Trainer:
                 self.history.append(row)
                 self._save(epoch + 1)
                 self.export(self.out / "model.pth")
+                self.export(self.out / f"model_e{epoch + 1:03d}.pth")  # every epoch's model stays selectable
                 (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
                 print(json.dumps(row), flush=True)
             else:
@@ -324,6 +360,8 @@ class Trainer:
     def export(self, path: Path, tracker: dict[str, Any] | None = None) -> None:
         """Write the network in the package's checkpoint format (what the tracker and node load)."""
         config: dict[str, Any] = {"train": self.cfg.to_dict(), "preset": self.cfg.validation.preset}
+        if self.net.has_classifier and "online_train" in self.init_config:  # kept from model.init, trunk frozen
+            config["online_train"] = self.init_config["online_train"]
         if tracker:
             config["tracker"] = tracker
         save_checkpoint(path, self.net, config)
@@ -377,6 +415,32 @@ def run_epoch_steps(
     elapsed = time.perf_counter() - start
     n = max(done, 1)
     return {k: v / n for k, v in sums.items()}, steps * cfg.optim.batch_size / max(elapsed, 1e-9), skipped
+
+
+def init_from_checkpoint(path: Path, want: LiteNetConfig) -> tuple[OceanLiteNet, dict[str, Any]]:
+    """(An Ocean-Lite net with every tensor of one of our checkpoints (online classifier included, if any), the
+    file's stored config) for fine-tuning; DataError when the file's net differs from the configured one in
+    stride, width, depth or align."""
+    from ocean_ros.core.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        state, meta = read_checkpoint(path)
+    except (CheckpointError, OSError) as exc:
+        raise DataError(f"model.init: {exc}") from None
+    values = (meta.get("config") or {}).get("net")
+    if not isinstance(values, dict):
+        raise DataError(f"model.init: {path} is not an Ocean-Lite checkpoint of ours (no config.net)")
+    stored = LiteNetConfig.from_dict(values)
+    shape = ("stride", "channels", "tower_depth", "align")
+    if any(getattr(stored, k) != getattr(want, k) for k in shape):
+        raise DataError(f"model.init: {path} holds {stored}, the model section asks for "
+                        + ", ".join(f"{k}={getattr(want, k)}" for k in shape))
+    net = OceanLiteNet(stored)
+    net.load_state_dict(state, strict=False)
+    missing = [k for k in net.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise DataError(f"model.init: {path} lacks {len(missing)} tensor(s) of its own net, e.g. {missing[0]}")
+    return net, dict(meta.get("config") or {})
 
 
 def save_train_checkpoint(payload: dict[str, Any], path: Path) -> Path:
