@@ -38,6 +38,7 @@ setup(
             "pan_tilt_sim = ocean_ros.follow.sim_node:main",
             "ocean-eval = ocean_ros.eval.cli:main",
             "ocean-train = ocean_ros.train.cli:main",
+            "ocean-export = ocean_ros.tools.export:main",
         ],
     },
 )

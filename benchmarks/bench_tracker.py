@@ -11,6 +11,11 @@ Examples::
     python benchmarks/bench_tracker.py --device cuda --half both --crop-backend torch opencv
     python benchmarks/bench_tracker.py --checkpoint OceanV.pth --preset VOT2019 --sequence path/to/bag
     python benchmarks/bench_tracker.py --device cuda --mode eager graph --half both   # the captured step
+    python benchmarks/bench_tracker.py --backend torch onnxruntime openvino --online both --threads 2
+    python benchmarks/bench_tracker.py --device cuda --backend torch tensorrt --half both --mode eager graph
+
+Backends (``--backend``) run side by side in one run: every case tracks the same frames, taking turns every
+``--block`` frames, so a shared machine's load changes hit them alike.
 
 Modes: ``eager`` is the classic host-driven step (any crop backend), ``static`` the fixed device step run eagerly,
 ``graph`` that step captured as a CUDA graph (on a CPU it falls back to ``static`` and says so).
@@ -28,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ocean_ros.core.checkpoint import checkpoint_preset, load_model
 from ocean_ros.core.config import TrackerConfig, preset_names
+from ocean_ros.core.network import load_network, source_preset
 from ocean_ros.core.tracker import OceanTracker
 from ocean_ros.eval.sequences import open_sequence
 from ocean_ros.models import DEFAULT_MODEL
@@ -58,48 +63,66 @@ def synthetic_sequence(count: int, width: int = 640, height: int = 480) -> tuple
 
 def percentiles(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values)
-    return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90)), "p99": float(np.percentile(arr, 99))}
+    return {"mean": float(arr.mean()), "median": float(np.median(arr)), "p90": float(np.percentile(arr, 90)),
+            "p99": float(np.percentile(arr, 99))}
 
 
 MODES = {"eager": "classic", "static": "static", "graph": "graph"}
 
 
-def run_case(args, frames, box, device: str, half: bool, crop_backend: str, mode: str = "eager") -> dict:
-    dtype = torch.float16 if half else torch.float32
-    net, _ = load_model(args.checkpoint, device=device, dtype=dtype)
-    config = TrackerConfig.from_preset(args.preset, crop_backend=crop_backend, half=half)
-    tracker = OceanTracker(net, config, device, step_mode=MODES[mode])
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    stages: dict[str, list[float]] = {}
-    wall: list[float] = []
+def build_tracker(args, device: str, half: bool, crop_backend: str, mode: str, backend: str, online: bool):
+    """The tracker of one case; ``backend`` is the network runtime (graph backends export on first use)."""
+    config = TrackerConfig.from_preset(args.preset, crop_backend=crop_backend, half=half, backend=backend,
+                                       **({"online": True, "align": False} if online else {"online": False}))
+    net, meta = load_network(args.checkpoint, config, device)
+    return OceanTracker(net, config, device, step_mode=MODES[mode]), meta
+
+
+def run_side_by_side(args, frames, box, cases: list[dict]) -> list[dict]:
+    """Track the same frames with every case in one run, taking turns every ``args.block`` frames (the order
+    rotates), so load changes on a shared machine hit every case alike. Fills each case's timings."""
+    for case in cases:
+        case.update(wall=[], stages={})
     frame_index = 0
-    for rep in range(args.repeat):
-        tracker.initialize(frames[0], box)
-        for frame in frames[1:]:
-            start = time.perf_counter()
-            result = tracker.track(frame)
-            elapsed = (time.perf_counter() - start) * 1000.0
-            frame_index += 1
-            if rep == 0 and frame_index <= args.warmup:
-                continue
-            wall.append(elapsed)
-            for stage, ms in result.timings.items():
-                stages.setdefault(stage, []).append(ms)
+    for _ in range(args.repeat):
+        for case in cases:
+            case["tracker"].initialize(frames[0], box)
+        for turn, start in enumerate(range(1, len(frames), args.block)):
+            block = frames[start:start + args.block]
+            order = cases[turn % len(cases):] + cases[:turn % len(cases)]
+            for case in order:
+                tracker = case["tracker"]
+                for offset, frame in enumerate(block):
+                    begin = time.perf_counter()
+                    result = tracker.track(frame)
+                    elapsed = (time.perf_counter() - begin) * 1000.0
+                    if frame_index + offset < args.warmup:
+                        continue
+                    case["wall"].append(elapsed)
+                    for stage, ms in result.timings.items():
+                        case["stages"].setdefault(stage, []).append(ms)
+            frame_index += len(block)
+    return cases
+
+
+def report_of(args, frames, case: dict) -> dict:
+    tracker, device = case["tracker"], case["device"]
     if device.startswith("cuda"):
         device_name = torch.cuda.get_device_name(torch.device(device))
     else:
         device_name = f"cpu x{torch.get_num_threads()} threads"
     report = {
         "device": device_name,
-        "precision": "float16" if half else "float32",
+        "backend": tracker.backend,
+        "online": bool(tracker.config.online),
+        "precision": "float16" if case["half"] else "float32",
         "crop_backend": tracker.crop_backend,
-        "mode": mode if tracker.graph_failure is None else "static (graph capture failed)",
+        "mode": case["mode"] if tracker.graph_failure is None else "static (graph capture failed)",
         "preset": args.preset,
-        "frames_timed": len(wall),
+        "frames_timed": len(case["wall"]),
         "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
-        "wall_ms": percentiles(wall),
-        "stages_ms": {stage: percentiles(v) for stage, v in stages.items()},
+        "wall_ms": percentiles(case["wall"]),
+        "stages_ms": {stage: percentiles(v) for stage, v in case["stages"].items()},
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     if device.startswith("cuda"):
@@ -110,14 +133,15 @@ def run_case(args, frames, box, device: str, half: bool, crop_backend: str, mode
 def print_report(report: dict) -> None:
     w = report["wall_ms"]
     line = (
-        f"{report['device']:<28} {report['precision']:<8} {report['mode']:<6} crop={report['crop_backend']:<6} "
+        f"{report['device']:<28} {report['backend']:<11} {'online' if report['online'] else 'offline':<7} "
+        f"{report['precision']:<8} {report['mode']:<6} crop={report['crop_backend']:<6} "
         f"{report['frame_size']:>9} "
-        f"total median {w['median']:7.2f} p90 {w['p90']:7.2f} p99 {w['p99']:7.2f} ms"
+        f"total mean {w['mean']:7.2f} median {w['median']:7.2f} p90 {w['p90']:7.2f} p99 {w['p99']:7.2f} ms"
     )
     stages = "  ".join(
         f"{name} {v['median']:.2f}" for name, v in report["stages_ms"].items() if name != "total"
     )
-    memory = f"peak RSS {report['peak_rss_mib']:.0f} MiB"
+    memory = f"peak RSS {report['peak_rss_mib']:.0f} MiB (the process's, all cases)"
     if "peak_cuda_mib" in report:
         memory += f", peak CUDA {report['peak_cuda_mib']:.0f} MiB"
     print(f"{line}\n    stages (median ms): {stages}\n    {memory}", flush=True)
@@ -140,11 +164,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="crop backends of the eager mode (static and graph always crop with torch)")
     parser.add_argument("--mode", nargs="+", default=["eager"], choices=tuple(MODES),
                         help="eager: classic step; static: fixed device step, eager; graph: captured (CUDA)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--backend", nargs="+", default=["torch"],
+                        choices=("auto", "torch", "onnxruntime", "openvino", "tensorrt"),
+                        help="network runtimes, compared side by side in one run (graph backends export the "
+                        "checkpoint on first use)")
+    parser.add_argument("--online", choices=("off", "on", "both"), default="off",
+                        help="online branch (the checkpoint must have a classifier)")
+    parser.add_argument("--block", type=int, default=10, help="frames each case tracks before the next takes over")
+    parser.add_argument("--threads", type=int, help="CPU threads of torch and the graph runtimes (default: torch's)")
     parser.add_argument("--json", help="also write all reports to this JSON file")
     args = parser.parse_args(argv)
     if args.preset is None:
-        args.preset = checkpoint_preset(args.checkpoint) or "OTB2015"
+        args.preset = source_preset(args.checkpoint) or "OTB2015"
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -153,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         frames, box = read_sequence(Path(args.sequence), args.frames)
     reports = []
+    onlines = {"off": [False], "on": [True], "both": [False, True]}[args.online]
     for device in args.device:
         halves = {"off": [False], "on": [True], "both": [False, True]}[args.half]
         for half in halves:
@@ -160,10 +192,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skip float16 on {device}: half precision needs CUDA", flush=True)
                 continue
             for mode in args.mode:
-                for backend in args.crop_backend if mode == "eager" else ["torch"]:
-                    report = run_case(args, frames, box, device, half, backend, mode)
-                    print_report(report)
-                    reports.append(report)
+                for crop_backend in args.crop_backend if mode == "eager" else ["torch"]:
+                    cases = []
+                    for backend in args.backend:
+                        for online in onlines:
+                            try:
+                                tracker, _ = build_tracker(args, device, half, crop_backend, mode, backend, online)
+                            except (ValueError, RuntimeError, OSError) as err:
+                                print(f"skip {backend} on {device} (online {online}): {err}", flush=True)
+                                continue
+                            cases.append({"tracker": tracker, "device": device, "half": half, "mode": mode})
+                    if device.startswith("cuda"):
+                        torch.cuda.reset_peak_memory_stats()
+                    for case in run_side_by_side(args, frames, box, cases):
+                        report = report_of(args, frames, case)
+                        print_report(report)
+                        reports.append(report)
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
     return 0

@@ -5,7 +5,8 @@
 #
 # Runs on one CUDA device in under 10 minutes: both network variants (shipped Ocean-Lite; ResNet-50 Ocean on the
 # golden random weights, whose speed equals the official checkpoints'), float32 and float16, the classic eager
-# step and the captured CUDA-graph step, offline and online, and the node's end-to-end latency at 640x480 through
+# step and the captured CUDA-graph step, torch and TensorRT (where installed; the first run builds the engines),
+# offline and online, and the node's end-to-end latency at 640x480 through
 # the real node (a 1-minute soak; skipped with a note where rclpy is not importable). TF32 stays at torch's
 # defaults (off for matmul). Needs $OCEAN_ROS_DATA or ../shared/data for the golden weights and sequences.
 set -euo pipefail
@@ -20,11 +21,16 @@ SEQ="$DATA/sequences/bag"
 FRAMES=${FRAMES:-120}
 
 run() { echo "+ $*" >&2; "$@"; }
+# TensorRT rows (engines built from the exported graphs on first use, cached by GPU and TensorRT version under
+# ~/.cache/ocean_ros/tensorrt; float16 engines from float16 graphs): skipped with a note where tensorrt is missing.
+BACKENDS="torch"
+if "$PY" -c "import tensorrt" 2>/dev/null; then BACKENDS="torch tensorrt"
+else echo "TensorRT rows skipped: the tensorrt package is not importable (pip install tensorrt)" >&2; fi
 run "$PY" benchmarks/bench_tracker.py --device cuda --half both --mode eager graph --sequence "$SEQ" \
-    --frames "$FRAMES" --warmup 10 --json "$OUT/lite_offline.json"
+    --backend $BACKENDS --frames "$FRAMES" --warmup 10 --json "$OUT/lite_offline.json"
 run "$PY" benchmarks/bench_tracker.py --device cuda --half both --mode eager graph --sequence "$SEQ" \
-    --frames "$FRAMES" --warmup 10 --checkpoint "$DATA/golden/ocean_random_seed1.pth" --preset VOT2019 \
-    --json "$OUT/resnet_offline.json"
+    --backend $BACKENDS --frames "$FRAMES" --warmup 10 --checkpoint "$DATA/golden/ocean_random_seed1.pth" \
+    --preset VOT2019 --json "$OUT/resnet_offline.json"
 run "$PY" benchmarks/bench_online.py --device cuda --mode eager graph --sequence "$SEQ" --preset VOT2019ON \
     --frames "$FRAMES" --warmup 10 --json "$OUT/resnet_online_fp32.json"
 run "$PY" benchmarks/bench_online.py --device cuda --half --mode eager graph --sequence "$SEQ" --preset VOT2019ON \

@@ -15,8 +15,8 @@ def tracker_rows(name: str, reports: list[dict]) -> list[str]:
     rows = []
     for r in reports:
         w = r["wall_ms"]
-        rows.append(f"| {name} offline | {r['device']} | {r['precision']} | {r['mode']} | {w['median']:.2f} | "
-                    f"{w['p99']:.2f} | {r.get('peak_cuda_mib', 0):.0f} |")
+        rows.append(f"| {name} offline | {r['device']} | {r.get('backend', 'torch')} | {r['precision']} | "
+                    f"{r['mode']} | {w['median']:.2f} | {w['p99']:.2f} | {r.get('peak_cuda_mib', 0):.0f} |")
     return rows
 
 
@@ -26,15 +26,15 @@ def online_rows(name: str, results: list[dict]) -> list[str]:
         totals = [g["total"] for g in (r["optimising"], r["not_optimising"]) if g["total"]["frames"]]
         frames = sum(t["frames"] for t in totals)
         mean = sum(t["mean"] * t["frames"] for t in totals) / max(frames, 1)
-        rows.append(f"| {name} online (mean over the sequence) | {r['device']} | {r['dtype']} | {r['mode']} | "
+        rows.append(f"| {name} online (mean over the sequence) | {r['device']} | torch | {r['dtype']} | {r['mode']} | "
                     f"{mean:.2f} | - | - |")
     return rows
 
 
 def main(argv: list[str]) -> int:
     folder = Path(argv[1] if len(argv) > 1 else "gpu_report")
-    lines = ["| case | device | precision | mode | median (online: mean) ms/frame | p99 ms | peak CUDA MiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| case | device | network | precision | mode | median (online: mean) ms/frame | p99 ms | peak CUDA MiB |",
+             "|---|---|---|---|---|---|---|---|"]
     for stem, name in (("lite_offline", "Ocean-Lite"), ("resnet_offline", "ResNet-50 Ocean VOT2019 (align)")):
         path = folder / f"{stem}.json"
         if path.exists():
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         if minutes:
             last = minutes[-1]
             device = report.get("final_diagnostics", {}).get("device", "cuda")
-            lines.append(f"| node end to end 640x480 (soak, last minute) | {device} | - | node "
+            lines.append(f"| node end to end 640x480 (soak, last minute) | {device} | - | - | node "
                          f"| {last['latency_p50_ms']:.2f} (p50) | {last['latency_p99_ms']:.2f} | - |")
     print("\n".join(lines))
     return 0

@@ -10,6 +10,10 @@ from conftest import REPO_ROOT, modules_loaded_by_importing
 
 CORE = REPO_ROOT / "ocean_ros" / "core"
 ALLOWED_THIRD_PARTY = {"torch", "numpy", "cv2"}
+# Optional graph runtimes: loaded on demand by the one backends module (never by an import statement), so a core
+# without them installed still imports and runs the torch backend.
+OPTIONAL_RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "onnx"}
+BACKENDS_MODULE = CORE / "backends.py"
 ROS_MODULE_PREFIXES = ("rclpy", "rosidl", "sensor_msgs", "std_msgs", "vision_msgs", "ocean_ros_msgs", "rosbags")
 
 
@@ -69,3 +73,17 @@ def test_importing_core_in_a_fresh_interpreter_loads_no_ros():
     assert "ocean_ros.core" in loaded
     ros = [name for name in loaded if name.startswith(ROS_MODULE_PREFIXES)]
     assert ros == [], f"importing the core loaded ROS modules: {ros}"
+
+
+def test_graph_runtimes_are_loaded_only_on_demand_by_the_backends_module():
+    """No core file imports a graph runtime; only core/backends.py loads modules by name, and only those in its
+    package table; a fresh interpreter importing the whole core loads none of them."""
+    from ocean_ros.core.backends import PACKAGES
+
+    dynamic = [str(p.relative_to(REPO_ROOT)) for p in sorted(CORE.rglob("*.py"))
+               if p != BACKENDS_MODULE and ("import_module(" in p.read_text() or "__import__(" in p.read_text())]
+    assert dynamic == [], f"dynamic imports outside {BACKENDS_MODULE.name}: {dynamic}"
+    assert set(PACKAGES.values()) <= OPTIONAL_RUNTIMES
+    loaded = modules_loaded_by_importing(core_modules())
+    runtimes = [name for name in loaded if name.split(".")[0] in OPTIONAL_RUNTIMES]
+    assert runtimes == [], f"importing the core loaded graph runtimes: {runtimes}"

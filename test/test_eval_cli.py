@@ -117,3 +117,33 @@ def test_console_script_help():
     assert result.returncode == 0
     for option in ("--lockstep", "--rate", "--no-loopback", "--image-topic", "--record", "real deployments"):
         assert option in result.stdout
+
+
+def test_validation_run_writes_confidence_groups_and_scores_back(sequences_dir, tmp_path, monkeypatch, capsys):
+    """``run --validation`` on a data root holding one sequence per folder (shipped model, a few frames): one-pass
+    on the VOT folder too, results per folder with confidence files, mean rows per folder; ``score --validation``
+    gives the same summary from the files."""
+    from conftest import need_data
+
+    root = tmp_path / "data"
+    (root / "sequences").mkdir(parents=True)
+    (root / "validation").mkdir()
+    (root / "sequences" / "Crossing").symlink_to(sequences_dir / "Crossing")
+    (root / "validation" / "tiger").symlink_to(need_data("validation", "tiger"))
+    monkeypatch.setenv("OCEAN_ROS_DATA", str(root))
+    out = tmp_path / "out"
+    assert main(["run", "--validation", "--frames", "0:5", "--output", str(out), "--name", "lite",
+                 "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "mean sequences (1)" in table and "mean validation (1)" in table and "worst:" in table
+    confidence = (out / "lite" / "sequences" / "confidence" / "Crossing_confidence.txt").read_text().split()
+    assert len(confidence) == 5 and float(confidence[0]) == 1.0 and all(0 <= float(c) <= 1 for c in confidence)
+    assert (out / "lite" / "validation" / "tiger.txt").is_file()  # one-pass, not baseline/
+    run_doc = json.loads((out / "lite" / "summary.json").read_text())
+    assert run_doc["meta"]["protocol"] == "one-pass" and set(run_doc["groups"]) == {"sequences", "validation"}
+    assert len(run_doc["sequences"][0]["frame_score"]) == 5
+    assert main(["score", "--validation", str(out / "lite"), "--frames", "0:5", "--output", str(tmp_path / "s")]) == 0
+    scored = json.loads((tmp_path / "s" / "summary.json").read_text())
+    for key in ("auc", "precision", "lost_frames"):
+        assert scored["overall"][key] == pytest.approx(run_doc["overall"][key], abs=1e-4)
+    assert [s["frame_score"] for s in scored["sequences"]] == [s["frame_score"] for s in run_doc["sequences"]]

@@ -108,7 +108,7 @@ def test_lite_tracker_runs_on_every_search_size():
     net = OceanLiteNet(LiteNetConfig(channels=16, tower_depth=1)).eval()
     frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     for size in (255, 271, 287):
-        config = TrackerConfig.from_preset("LITE", small_sz=size, big_sz=size)
+        config = TrackerConfig.from_preset("LITE", small_sz=size, big_sz=size, online=False)  # no classifier
         tracker = OceanTracker(net, config, "cpu")
         tracker.initialize(frame, (100, 80, 40, 60))
         result = tracker.track(frame)

@@ -359,3 +359,17 @@ def test_online_branch_alone_follows_a_target_past_a_look_alike(net):
     far = [f for f, g in zip(flags, gaps[1:], strict=True) if g > 3.5]
     assert "hard_negative" in close, list(zip(flags, gaps[1:], strict=True))
     assert "hard_negative" not in far
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (37, -30), (-120, 10), (112, 112)])
+def test_windowed_rotation_and_blur_equal_the_whole_image_then_crop(shift):
+    """The initial augmentation rotates and blurs only the output window: bit-identical to transforming the whole
+    expanded crop and cutting the window (also where the window reaches the replicated border)."""
+    image = torch.rand(1, 3, 448, 448, generator=torch.Generator().manual_seed(3)) * 255
+    rows, cols = ol._output_taps(448, shift, 224, image.device)
+    for angle in (5, -45, 60):
+        whole = ol._crop_to_output(ol._rotate(image, angle), shift, 224)
+        assert torch.equal(ol._rotate(image, angle, rows, cols), whole)
+    for sigma in ol.BLUR_SIGMAS:
+        whole = ol._crop_to_output(ol._blur(image, sigma), shift, 224)
+        assert torch.equal(ol._blurred_window(image, sigma, shift, 224), whole)

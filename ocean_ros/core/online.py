@@ -293,15 +293,19 @@ def draw_transforms(params: OnlineParams, generator: torch.Generator) -> list[Tr
     return transforms
 
 
+def _output_taps(size: int, shift: tuple[int, int], output_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Source rows and columns of the centre ``output_size`` window of an S×S image moved by ``shift`` (dy, dx),
+    clamped (replicated borders)."""
+    pad = (output_size - size) / 2
+    index = torch.arange(output_size, device=device)
+    rows = (index - (math.floor(pad) + shift[0])).clamp(0, size - 1)
+    cols = (index - (math.floor(pad) + shift[1])).clamp(0, size - 1)
+    return rows, cols
+
+
 def _crop_to_output(image: Tensor, shift: tuple[int, int], output_size: int) -> Tensor:
     """Centre ``output_size`` window of [1, 3, S, S], content moved by ``shift`` (dy, dx); replicate borders."""
-    size = image.shape[-1]
-    pad = (output_size - size) / 2
-    top = math.floor(pad) + shift[0]
-    left = math.floor(pad) + shift[1]
-    index = torch.arange(output_size, device=image.device)
-    rows = (index - top).clamp(0, size - 1)
-    cols = (index - left).clamp(0, size - 1)
+    rows, cols = _output_taps(image.shape[-1], shift, output_size, image.device)
     return image[:, :, rows[:, None], cols[None, :]]
 
 
@@ -319,17 +323,37 @@ def _blur(image: Tensor, sigma: tuple[float, float]) -> Tensor:
     return out.reshape(image.shape)
 
 
-def _rotate(image: Tensor, angle_deg: float) -> Tensor:
+def _blurred_window(image: Tensor, sigma: tuple[float, float], shift: tuple[int, int], output_size: int) -> Tensor:
+    """``_crop_to_output(_blur(image, sigma), shift, output_size)``; where the window and the kernel's reach lie
+    inside the image only that region is blurred (the same sums: a quarter of the work)."""
+    size = image.shape[-1]
+    ry, rx = (math.ceil(2 * s) for s in sigma)
+    pad = (output_size - size) / 2
+    top, left = math.floor(pad) + shift[0], math.floor(pad) + shift[1]
+    r0, c0 = -top - ry, -left - rx
+    r1, c1 = -top + output_size + ry, -left + output_size + rx
+    if r0 < 0 or c0 < 0 or r1 > size or c1 > size:
+        return _crop_to_output(_blur(image, sigma), shift, output_size)
+    blurred = _blur(image[:, :, r0:r1, c0:c1], sigma)
+    return blurred[:, :, ry:ry + output_size, rx:rx + output_size]
+
+
+def _rotate(image: Tensor, angle_deg: float, rows: Tensor | None = None, cols: Tensor | None = None) -> Tensor:
     """Rotate [1, 3, S, S] about its centre ((S-1)/2) by ``angle_deg`` (positive = counter-clockwise on screen).
 
     Exact bilinear interpolation with replicated borders, source coordinates computed in float64 (the
-    reference's rotated samples match this, not OpenCV's 1/32-pixel fixed-point warp).
+    reference's rotated samples match this, not OpenCV's 1/32-pixel fixed-point warp). With ``rows`` and
+    ``cols`` only those pixels of the rotated image are computed ([1, 3, len(rows), len(cols)]), each exactly as
+    in the whole rotated image.
     """
     size = image.shape[-1]
     a = math.pi * angle_deg / 180
     c = (size - 1) / 2
-    grid = torch.arange(size, dtype=torch.float64, device=image.device) - c
-    dy, dx = grid.view(-1, 1), grid.view(1, -1)
+    whole = torch.arange(size, device=image.device)
+    rows = whole if rows is None else rows
+    cols = whole if cols is None else cols
+    dy = rows.to(torch.float64).view(-1, 1) - c
+    dx = cols.to(torch.float64).view(1, -1) - c
     src_x = (math.cos(a) * dx - math.sin(a) * dy + c).clamp(0, size - 1)
     src_y = (math.sin(a) * dx + math.cos(a) * dy + c).clamp(0, size - 1)
     x0 = src_x.floor().clamp(max=size - 2)
@@ -339,8 +363,10 @@ def _rotate(image: Tensor, angle_deg: float) -> Tensor:
     x0, y0 = x0.long(), y0.long()
     flat = image.reshape(image.shape[1], -1)
 
+    out_shape = (image.shape[1], rows.numel(), cols.numel())
+
     def tap(rows: Tensor, cols: Tensor) -> Tensor:
-        return flat[:, (rows * size + cols).reshape(-1)].reshape(image.shape[1], size, size)
+        return flat[:, (rows * size + cols).reshape(-1)].reshape(out_shape)
 
     top = tap(y0, x0) * (1 - fx) + tap(y0, x0 + 1) * fx
     bottom = tap(y0 + 1, x0) * (1 - fx) + tap(y0 + 1, x0 + 1) * fx
@@ -354,12 +380,15 @@ def augment(image: Tensor, transforms: list[Transform], output_size: int) -> Ten
     """
     samples = []
     for t in transforms:
+        if t.kind == "rotate":  # only the output window is rotated: the same pixels, a quarter of the work
+            rows, cols = _output_taps(image.shape[-1], t.shift, output_size, image.device)
+            samples.append(_rotate(image, t.angle, rows, cols))
+            continue
+        if t.kind == "blur":
+            samples.append(_blurred_window(image, t.sigma, t.shift, output_size))
+            continue
         if t.kind == "flip":
             source = image.flip(-1)
-        elif t.kind == "blur":
-            source = _blur(image, t.sigma)
-        elif t.kind == "rotate":
-            source = _rotate(image, t.angle)
         elif t.kind in ("identity", "shift"):
             source = image
         else:

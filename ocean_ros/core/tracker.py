@@ -183,6 +183,18 @@ class OceanTracker:
                 f"config.total_stride={config.total_stride} but the network's stride is {model_stride}; use the "
                 "preset stored with the checkpoint (e.g. LITE for Ocean-Lite)"
             )
+        self._backend = str(getattr(model, "backend", "torch"))
+        if config.backend not in ("auto", self._backend):
+            raise ValueError(
+                f"config.backend={config.backend!r} but the network given runs on {self._backend}; load it with "
+                "ocean_ros.core.network.load_network(checkpoint, config)"
+            )
+        exported = getattr(model, "search_sizes", None)  # a graph runner serves the sizes it was exported for
+        if exported is not None and not {config.small_sz, config.big_sz} <= set(exported):
+            raise ValueError(
+                f"the network has search graphs for {sorted(exported)} but the config picks "
+                f"{sorted({config.small_sz, config.big_sz})}; export it for those sizes"
+            )
         self._net_dtype = torch.float16 if config.half else torch.float32
         self.model = model.to(device=self.device, dtype=self._net_dtype).eval()
         self._config = config
@@ -254,6 +266,11 @@ class OceanTracker:
     def static_steps(self) -> tuple[StaticStep, ...]:
         """The static steps built so far (one per search size and frame size), for inspection."""
         return tuple(self._steps.values())
+
+    @property
+    def backend(self) -> str:
+        """The runtime computing the network's maps ('torch', 'onnxruntime', 'openvino' or 'tensorrt')."""
+        return self._backend
 
     @property
     def crop_backend(self) -> str:

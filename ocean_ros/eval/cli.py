@@ -1,7 +1,9 @@
 """``ocean-eval``: run, score and plot the Ocean tracker on benchmark sequences and bags.
 
   ocean-eval run PATH... --checkpoint W.pth     track sequences offline (core tracker), write results + summary
+  ocean-eval run --validation                   the same on the 11-sequence validation set (shipped model)
   ocean-eval score DATASET RESULTS              score result files (any tracker's) against the ground truth
+  ocean-eval score --validation RESULTS         score a --validation run's folder
   ocean-eval plot DATASET RESULTS... -o P.png   success / precision plots; --video renders a sequence
   ocean-eval bag make SEQUENCE OUT_BAG          write a rosbag2 (mcap / sqlite3) from a sequence
   ocean-eval bag replay BAG --checkpoint W.pth  play a bag through the real ocean_tracker node and score it
@@ -9,7 +11,13 @@
   ocean-eval bag info BAG                       list a bag's topics
 
 Boxes are x,y,w,h. Result files follow each dataset's ground-truth convention (1-based for OTB, UAV123, DTB70 and
-LaSOT; 0-based for VOT, GOT-10k and bags), so community toolkits read them too.
+LaSOT; 0-based for VOT, GOT-10k and bags), so community toolkits read them too. Beside them, the tracker's
+per-frame confidence (confidence/<seq>_confidence.txt). Tables add lost frames and spans (IoU 0 for 10 or more
+frames in a row, 0-based inclusive frame ranges), the confidence AUROC (on-target IoU >= 0.5 vs off-target
+IoU < 0.1), one mean row per dataset when there are several, and the worst sequence.
+
+--validation: $OCEAN_ROS_DATA/sequences and $OCEAN_ROS_DATA/validation (default data root: ../shared/data),
+one-pass on all 11 sequences (the protocol of the validation README's reference numbers).
 """
 
 from __future__ import annotations
@@ -76,6 +84,9 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     parser.add_argument("--crop-backend", default="opencv", choices=("opencv", "torch"),
                         help="crop implementation (opencv: TracKit bit-exact; default)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "openvino", "tensorrt"),
+                        help="network runtime (default auto: onnxruntime on CPU for Ocean-Lite, else torch); a graph "
+                        "backend exports the checkpoint on first use, or takes an ocean-export folder as --checkpoint")
     online = parser.add_mutually_exclusive_group()
     online.add_argument("--online", dest="online", action="store_true", default=None,
                         help="use the online classifier branch")
@@ -92,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="track sequences or datasets with the core tracker and score them")
-    run.add_argument("paths", nargs="+", type=Path, help="sequence or dataset folders (layout detected)")
+    run.add_argument("paths", nargs="*", type=Path, help="sequence or dataset folders (layout detected)")
+    run.add_argument("--validation", action="store_true",
+                     help="add the 11-sequence validation set (DATA_ROOT/sequences and DATA_ROOT/validation), "
+                     "scored one-pass (OTB protocol) unless --protocol says otherwise")
     _add_tracker_options(run)
     _add_dataset_options(run)
     run.add_argument("--protocol", default="auto", choices=("auto", "one-pass", "supervised"),
@@ -103,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_summary_options(run)
 
     score = commands.add_parser("score", help="score existing result files against a dataset's ground truth")
-    score.add_argument("dataset", type=Path, help="sequence or dataset folder")
+    score.add_argument("dataset", type=Path, nargs="?", help="sequence or dataset folder (not with --validation)")
     score.add_argument("results", type=Path, help="folder of result files (<seq>.txt, <seq>/<seq>_001.txt, ...)")
+    score.add_argument("--validation", action="store_true",
+                       help="score the validation set: RESULTS/sequences and RESULTS/validation, as run writes them")
     _add_dataset_options(score)
     score.add_argument("--output", type=Path, help="where summary.csv / summary.json go (default: RESULTS)")
 
@@ -205,16 +221,43 @@ def _open_sequences(path: Path, args: argparse.Namespace) -> tuple[str, list[Seq
     return dataset.name, sequences
 
 
+def _open_datasets(paths: list[Path], args: argparse.Namespace) -> list[tuple[str, list[Sequence]]]:
+    """Every dataset's (name, sequences); ``--sequences`` over several datasets picks from each what it holds."""
+    names = getattr(args, "sequences", None)
+    if len(paths) < 2 or not names:
+        return [_open_sequences(path, args) for path in paths]
+    opened = [_open_sequences(path, argparse.Namespace(**{**vars(args), "sequences": None})) for path in paths]
+    found = {s.name for _, seqs in opened for s in seqs}
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise UsageError(f"no sequence {', '.join(unknown)} in {', '.join(str(p) for p in paths)}")
+    picked = [(name, [s for s in seqs if s.name in names]) for name, seqs in opened]
+    return [(name, seqs) for name, seqs in picked if seqs]
+
+
+def _groups(scores: list[Any], datasets: list[tuple[str, list[Sequence]]]) -> dict[str, Any] | None:
+    """One summary per dataset when there are several (rows ``mean NAME (N)``)."""
+    from ocean_ros.eval.scoring import summarize
+
+    if len(datasets) < 2:
+        return None
+    groups, start = {}, 0
+    for name, sequences in datasets:
+        groups[name] = summarize(scores[start:start + len(sequences)])
+        start += len(sequences)
+    return groups
+
+
 def _emit_summary(scores: list[Any], extras: dict[str, dict[str, Any]] | None, folder: Path | None,
-                  meta: dict[str, Any]) -> None:
+                  meta: dict[str, Any], groups: dict[str, Any] | None = None) -> None:
     from ocean_ros.eval.report import format_table, summary_document, write_csv, write_json
     from ocean_ros.eval.scoring import summarize
 
     summary = summarize(scores)
-    print(format_table(scores, summary, extras))
+    print(format_table(scores, summary, extras, groups))
     if folder is not None:
-        write_csv(folder / SUMMARY_CSV, scores, summary, extras)
-        write_json(folder / SUMMARY_JSON, summary_document(scores, summary, extras, meta))
+        write_csv(folder / SUMMARY_CSV, scores, summary, extras, groups)
+        write_json(folder / SUMMARY_JSON, summary_document(scores, summary, extras, meta, groups))
         print(f"summary: {folder / SUMMARY_CSV}, {folder / SUMMARY_JSON}")
 
 
@@ -227,7 +270,7 @@ def _progress(total: int, desc: str, args: argparse.Namespace) -> Any:
 # --- commands -----------------------------------------------------------------------------------------------------
 def _resolve_weights(args: argparse.Namespace) -> None:
     """Fill in the shipped model when no checkpoint is given, and the checkpoint's own preset when none is."""
-    from ocean_ros.core.checkpoint import checkpoint_preset
+    from ocean_ros.core.network import source_preset
     from ocean_ros.models import default_checkpoint
 
     if args.checkpoint is None:
@@ -236,17 +279,36 @@ def _resolve_weights(args: argparse.Namespace) -> None:
         except FileNotFoundError as err:
             raise UsageError(f"no --checkpoint given and {err}") from None
     if args.preset is None:
-        args.preset = checkpoint_preset(args.checkpoint) or "OTB2015"
+        args.preset = source_preset(args.checkpoint) or "OTB2015"
+
+
+def _run_paths(args: argparse.Namespace) -> list[Path]:
+    from ocean_ros.eval.validation_set import validation_paths
+
+    paths = list(args.paths) + (validation_paths() if args.validation else [])
+    if not paths:
+        raise UsageError("nothing to run: give sequence or dataset folders, or --validation")
+    return paths
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocean_ros.eval.results import result_paths, write_times, write_trajectory
+    from ocean_ros.eval.results import (
+        confidence_path,
+        result_paths,
+        write_confidence,
+        write_times,
+        write_trajectory,
+    )
     from ocean_ros.eval.runner import TrackerSpec, build_tracker, run_one_pass, run_supervised
     from ocean_ros.eval.scoring import score_sequence
 
+    args.paths = _run_paths(args)
+    if args.validation and args.protocol == "auto":
+        args.protocol = "one-pass"  # the validation set's reference numbers are one-pass, also on its VOT folders
     _resolve_weights(args)
-    spec = TrackerSpec(args.checkpoint, args.preset, args.device, args.online, args.crop_backend, args.half)
-    datasets = [_open_sequences(path, args) for path in args.paths]
+    spec = TrackerSpec(args.checkpoint, args.preset, args.device, args.online, args.crop_backend, args.half,
+                       backend=args.backend)
+    datasets = _open_datasets(args.paths, args)
     tracker = build_tracker(spec)
     name = args.name or spec.name
     root = args.output / name
@@ -255,7 +317,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scores = []
     try:
         for dataset_name, sequences in datasets:
-            folder = root / dataset_name if len(datasets) > 1 else root
+            folder = root / dataset_name if len(args.paths) > 1 else root  # as score --validation reads
             for sequence in sequences:
                 bar.set_description(sequence.name)
                 supervised = args.protocol == "supervised" or (args.protocol == "auto" and sequence.layout == "VOT")
@@ -265,24 +327,29 @@ def cmd_run(args: argparse.Namespace) -> int:
                 boxes_path, times_path = result_paths(folder, sequence.name, layout)
                 write_trajectory(boxes_path, trajectory, sequence.annotation_offset)
                 write_times(times_path, trajectory.times)
+                write_confidence(confidence_path(folder, sequence.name, layout), trajectory.scores)
                 scores.append(score_sequence(sequence, trajectory))
                 bar.set_postfix_str(f"{sequence.name}: {scores[-1].fps:.1f} fps")
     finally:
         bar.close()
     meta = {"command": "run", "tracker": name, "checkpoint": str(args.checkpoint), "preset": args.preset,
-            "device": args.device, "crop_backend": args.crop_backend, "online": args.online,
+            "device": args.device, "crop_backend": args.crop_backend, "backend": args.backend, "online": args.online,
             "protocol": args.protocol, "datasets": [str(p) for p in args.paths], "frames": args.frames,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "validation": args.validation, "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     print(f"results: {root}")
-    _emit_summary(scores, None, root, meta)
+    _emit_summary(scores, None, root, meta, _groups(scores, datasets))
     return 0
 
 
 def _score_folder(dataset: Path, results: Path, args: argparse.Namespace) -> tuple[str, list[Any]]:
+    name, sequences = _open_sequences(dataset, args)
+    return name, _score_results(sequences, results, args)
+
+
+def _score_results(sequences: list[Sequence], results: Path, args: argparse.Namespace) -> list[Any]:
     from ocean_ros.eval.results import load_result
     from ocean_ros.eval.scoring import score_sequence
 
-    name, sequences = _open_sequences(dataset, args)
     frames = parse_frames(getattr(args, "frames", None))
     scores = []
     for sequence in sequences:
@@ -294,13 +361,24 @@ def _score_folder(dataset: Path, results: Path, args: argparse.Namespace) -> tup
                 if getattr(trajectory, attr) is not None:
                     setattr(trajectory, attr, getattr(trajectory, attr)[picked])
         scores.append(score_sequence(sequence, trajectory))
-    return name, scores
+    return scores
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    _, scores = _score_folder(args.dataset, args.results, args)
-    meta = {"command": "score", "dataset": str(args.dataset), "results": str(args.results)}
-    _emit_summary(scores, None, args.output or args.results, meta)
+    from ocean_ros.eval.validation_set import validation_paths
+
+    if args.validation == (args.dataset is not None):
+        raise UsageError("give either DATASET RESULTS or --validation RESULTS")
+    if not args.validation:
+        _, scores = _score_folder(args.dataset, args.results, args)
+        meta = {"command": "score", "dataset": str(args.dataset), "results": str(args.results)}
+        _emit_summary(scores, None, args.output or args.results, meta)
+        return 0
+    datasets = _open_datasets(validation_paths(), args)
+    scores = [s for name, sequences in datasets for s in _score_results(sequences, args.results / name, args)]
+    meta = {"command": "score", "validation": True, "datasets": [str(p) for p in validation_paths()],
+            "results": str(args.results)}
+    _emit_summary(scores, None, args.output or args.results, meta, _groups(scores, datasets))
     return 0
 
 
@@ -392,7 +470,8 @@ def cmd_bag_replay(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint.resolve(), preset=args.preset, device=args.device, crop_backend=args.crop_backend,
         online=args.online, lost_threshold=args.lost_threshold, rate=0.0 if args.lockstep else args.rate,
         namespace=args.namespace, image_topic=args.image_topic, gt_topic=args.gt_topic, init_topic=args.init_topic,
-        node_params=tuple(parse_param(p) for p in args.param), loopback=not args.no_loopback,
+        node_params=(("backend", args.backend),) + tuple(parse_param(p) for p in args.param),
+        loopback=not args.no_loopback,
         frame_timeout_s=args.timeout, startup_timeout_s=args.startup_timeout,
         log_path=(args.output / "ocean_tracker.log").resolve(), record=args.record,
         record_storage=args.record_storage,

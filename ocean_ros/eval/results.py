@@ -8,6 +8,10 @@ failure, ``0`` skipped frame. Layouts inside a results folder, all accepted when
 - one-pass (OTB toolkit style): ``<seq>.txt``, times in ``times/<seq>_time.txt``
 - GOT-10k: ``<seq>/<seq>_001.txt``, times in ``<seq>/<seq>_time.txt``
 - VOT: ``baseline/<seq>/<seq>_001.txt``, times in ``baseline/<seq>/<seq>_time.txt``
+
+The tracker's per-frame confidence (its published score, 0..1; ``nan`` where it gave none, e.g. VOT marker
+frames) goes beside them, one value a line: ``confidence/<seq>_confidence.txt``, ``<seq>/<seq>_confidence.txt``
+or ``baseline/<seq>/<seq>_001_confidence.value`` (VOT's long-term name).
 """
 
 from __future__ import annotations
@@ -69,6 +73,12 @@ def write_times(path: Path, times: np.ndarray) -> None:
     path.write_text("".join(f"{t:.6f}\n" for t in np.asarray(times, dtype=np.float64)))
 
 
+def write_confidence(path: Path, scores: np.ndarray) -> None:
+    """One score per line (``nan`` where none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{s:.6f}\n" for s in np.asarray(scores, dtype=np.float64)))
+
+
 def read_trajectory(path: Path, offset: float = 0.0) -> Trajectory:
     """Read a result file: rows of 4 values (box), 8 (polygon, converted to a box) or 1 (VOT marker).
 
@@ -102,6 +112,28 @@ def result_paths(folder: Path, name: str, layout: str) -> tuple[Path, Path]:
     return folder / f"{name}.txt", folder / "times" / f"{name}_time.txt"
 
 
+def confidence_path(folder: Path, name: str, layout: str) -> Path:
+    """Where to write ``name``'s per-frame confidence for a dataset ``layout`` (see the module docstring)."""
+    if layout == "GOT-10k":
+        return folder / name / f"{name}_confidence.txt"
+    if layout == "VOT-supervised":
+        return folder / "baseline" / name / f"{name}_001_confidence.value"
+    return folder / "confidence" / f"{name}_confidence.txt"
+
+
+def find_confidence(folder: Path, name: str) -> Path | None:
+    """The confidence file of sequence ``name`` in any accepted layout (None if absent)."""
+    for layout in ("one-pass", "GOT-10k", "VOT-supervised"):
+        path = confidence_path(folder, name, layout)
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_column(path: Path) -> np.ndarray:
+    return np.asarray([r[0] for r in parse_rows(path.read_text(), path) if r], dtype=np.float64)
+
+
 def find_result(folder: Path, name: str) -> tuple[Path, Path | None] | None:
     """The result file of sequence ``name`` in any accepted layout and its times file (None if absent)."""
     candidates = [
@@ -117,7 +149,8 @@ def find_result(folder: Path, name: str) -> tuple[Path, Path | None] | None:
 
 
 def load_result(folder: Path, name: str, offset: float = 0.0) -> Trajectory:
-    """Read ``name``'s result (and times, when present) from a results folder; an error lists what was tried."""
+    """Read ``name``'s result (and times and confidence, when present and as long) from a results folder; an
+    error lists what was tried."""
     found = find_result(folder, name)
     if found is None:
         raise AnnotationError(
@@ -126,7 +159,12 @@ def load_result(folder: Path, name: str, offset: float = 0.0) -> Trajectory:
         )
     trajectory = read_trajectory(found[0], offset)
     if found[1] is not None:
-        times = np.asarray([r[0] for r in parse_rows(found[1].read_text(), found[1]) if r], dtype=np.float64)
+        times = _read_column(found[1])
         if len(times) == len(trajectory):
             trajectory.times = times
+    scores_file = find_confidence(folder, name)
+    if scores_file is not None:
+        scores = _read_column(scores_file)
+        if len(scores) == len(trajectory):
+            trajectory.scores = scores
     return trajectory

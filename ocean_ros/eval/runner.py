@@ -32,6 +32,7 @@ class TrackerSpec:
     online: bool | None = None  # None: as the preset says
     crop_backend: str = "opencv"
     half: bool = False
+    backend: str = "auto"  # network runtime (TrackerConfig.backend)
 
     @property
     def name(self) -> str:
@@ -55,23 +56,21 @@ def build_tracker(spec: TrackerSpec, notes: Callable[[str], None] = print) -> An
     presets); the core refuses it (ValueError / NotImplementedError) for weights without the online classifier
     or while its online branch is unavailable.
     """
-    import torch
-
-    from ocean_ros.core.checkpoint import load_model
     from ocean_ros.core.config import TrackerConfig
+    from ocean_ros.core.network import load_network, source_has_align
     from ocean_ros.core.tracker import OceanTracker
 
     device = resolve_device(spec.device)
-    overrides: dict[str, Any] = {"crop_backend": spec.crop_backend, "half": spec.half}
+    overrides: dict[str, Any] = {"crop_backend": spec.crop_backend, "half": spec.half, "backend": spec.backend}
     if spec.online is not None:
         overrides["online"] = spec.online
         if spec.online:
             overrides["align"] = False
     config = TrackerConfig.from_preset(spec.preset, **overrides)
-    net, _ = load_model(spec.checkpoint, device=device, dtype=torch.float16 if spec.half else torch.float32)
-    if config.align and not net.has_align:
+    if config.align and not source_has_align(spec.checkpoint):
         config = config.replace(align=False)
         notes(f"note: {spec.checkpoint} has no object-aware head; tracking without it")
+    net, _ = load_network(spec.checkpoint, config, device)
     return OceanTracker(net, config, device)
 
 

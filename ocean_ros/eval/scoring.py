@@ -9,8 +9,13 @@ Which frames count:
 - supervised (VOT): overlaps with the ground-truth polygon inside the image, frames within ``burnin`` frames of
   each (re)initialisation ignored; failures are the frames marked as such.
 
+One-pass scores also keep the per-frame IoU (NaN where the frame has no ground truth) and the tracker's score, and
+derive from them the lost spans (:mod:`ocean_ros.eval.lost_spans`) and the confidence AUROC
+(:mod:`ocean_ros.eval.confidence`; the initialisation frame left out).
+
 Summaries follow the toolkits: success / precision curves are averaged over sequences (OTB), AO / SR are pooled
-over frames (GOT-10k), accuracy is pooled over frames and failures are summed (VOT).
+over frames (GOT-10k), accuracy is pooled over frames and failures are summed (VOT); lost frames are summed and
+the confidence AUROC is pooled over the frames of all sequences.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ocean_ros.eval import metrics
+from ocean_ros.eval.confidence import confidence_auroc
+from ocean_ros.eval.lost_spans import format_spans, lost_frame_count, lost_spans
 from ocean_ros.eval.overlap import box_iou, center_error, normalized_center_error, polygon_box_overlap
 from ocean_ros.eval.results import BOX, FAILURE, INIT, Trajectory
 from ocean_ros.eval.sequences import Sequence
@@ -46,6 +53,9 @@ class SequenceScore:
     sr_75: float = float("nan")
     accuracy: float = float("nan")
     failures: int | None = None
+    lost_frames: int | None = None
+    lost_spans: list[tuple[int, int]] = field(default_factory=list)
+    conf_auroc: float = float("nan")
     fps: float = float("nan")
     success_curve: np.ndarray = field(default_factory=lambda: np.full(21, np.nan), repr=False)
     precision_curve: np.ndarray = field(default_factory=lambda: np.full(51, np.nan), repr=False)
@@ -53,17 +63,30 @@ class SequenceScore:
     ao_ious: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     accuracy_overlaps: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     times: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    frame_ious: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    frame_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def as_dict(self, curves: bool = False) -> dict[str, object]:
-        """Plain values (JSON-ready); the curves only when ``curves``."""
+        """Plain values (JSON-ready). Lost spans as ``"12-40 88-120"``; with ``curves``, the curves, the spans as
+        ``[[12, 40], [88, 120]]`` and the per-frame ``frame_iou`` / ``frame_score`` (4 decimals, None = NaN)."""
         values = asdict(self)
-        for key in ("ao_ious", "accuracy_overlaps", "times"):
+        for key in ("ao_ious", "accuracy_overlaps", "times", "frame_ious", "frame_scores"):
             values.pop(key)
         for key in ("success_curve", "precision_curve", "norm_precision_curve"):
             values[key] = np.asarray(values[key]).tolist() if curves else None
             if not curves:
                 values.pop(key)
+        if curves:
+            values["lost_spans"] = [list(span) for span in self.lost_spans]
+            values["frame_iou"] = [_plain(round(float(v), 4)) for v in self.frame_ious]
+            values["frame_score"] = [_plain(round(float(v), 4)) for v in self.frame_scores]
+        else:
+            values["lost_spans"] = format_spans(self.lost_spans) if self.lost_frames is not None else None
         return {k: _plain(v) for k, v in values.items()}
+
+    def confidence_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """(score, IoU) of the tracked frames (the initialisation frame left out), for confidence metrics."""
+        return self.frame_scores[1:], self.frame_ious[1:]
 
 
 def _plain(value: object) -> object:
@@ -110,6 +133,12 @@ def score_one_pass(sequence: Sequence, trajectory: Trajectory, bound: tuple[floa
     boxes[0] = gt[0]  # the initialisation frame is the ground truth by definition
     valid = ~np.any(np.isnan(gt), axis=1)
     ious = box_iou(boxes[valid], gt[valid])
+    frame_ious = np.full(len(sequence), np.nan)
+    frame_ious[valid] = np.nan_to_num(ious, nan=0.0)
+    frame_scores = np.full(len(sequence), np.nan)
+    if trajectory.scores is not None:
+        frame_scores[:] = np.asarray(trajectory.scores, dtype=np.float64)
+    spans = lost_spans(frame_ious)
     errors = center_error(boxes[valid], gt[valid])
     norm_errors = normalized_center_error(boxes[valid], gt[valid])
     success = metrics.success_curve(ious)
@@ -123,9 +152,10 @@ def score_one_pass(sequence: Sequence, trajectory: Trajectory, bound: tuple[floa
         auc=metrics.auc(success), precision=float(precision[int(metrics.PRECISION_PIXELS)]),
         norm_precision=float(norm_precision[20]), success_50=float(success[10]),
         ao=metrics.average_overlap(ao_ious), sr_50=metrics.success_rate(ao_ious, 0.5),
-        sr_75=metrics.success_rate(ao_ious, 0.75), fps=metrics.frames_per_second(times),
+        sr_75=metrics.success_rate(ao_ious, 0.75), lost_frames=lost_frame_count(spans), lost_spans=spans,
+        conf_auroc=confidence_auroc(frame_scores[1:], frame_ious[1:]), fps=metrics.frames_per_second(times),
         success_curve=success, precision_curve=precision, norm_precision_curve=norm_precision,
-        ao_ious=ao_ious, times=times,
+        ao_ious=ao_ious, times=times, frame_ious=frame_ious, frame_scores=frame_scores,
     )
 
 
@@ -199,6 +229,8 @@ class Summary:
     success_curve: np.ndarray
     precision_curve: np.ndarray
     norm_precision_curve: np.ndarray
+    lost_frames: int | None = None
+    conf_auroc: float = float("nan")
 
     def as_dict(self, curves: bool = False) -> dict[str, object]:
         values = asdict(self)
@@ -226,6 +258,10 @@ def summarize(scores: list[SequenceScore]) -> Summary:
     ao_ious = np.concatenate([s.ao_ious for s in one_pass]) if one_pass else np.zeros(0)
     overlaps = np.concatenate([s.accuracy_overlaps for s in supervised]) if supervised else np.zeros(0)
     times = np.concatenate([s.times for s in scores]) if scores else np.zeros(0)
+    pairs = [s.confidence_frames() for s in one_pass]
+    pooled_scores = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0)
+    pooled_ious = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0)
+    lost = [s.lost_frames for s in one_pass if s.lost_frames is not None]
     return Summary(
         sequences=len(scores), frames=int(sum(s.frames for s in scores)),
         auc=float(np.mean(success)), precision=float(precision[20]), norm_precision=float(norm_precision[20]),
@@ -234,5 +270,6 @@ def summarize(scores: list[SequenceScore]) -> Summary:
         accuracy=float(overlaps.mean()) if overlaps.size else float("nan"),
         failures=int(sum(s.failures or 0 for s in supervised)) if supervised else None,
         fps=metrics.frames_per_second(times), success_curve=success, precision_curve=precision,
-        norm_precision_curve=norm_precision,
+        norm_precision_curve=norm_precision, lost_frames=int(sum(lost)) if lost else None,
+        conf_auroc=confidence_auroc(pooled_scores, pooled_ious),
     )

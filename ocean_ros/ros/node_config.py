@@ -22,8 +22,9 @@ class NodeConfig:
     """What the ROS node needs beyond the tracker: weights, device, inputs, robustness limits, outputs."""
 
     checkpoint: str = param_field(
-        "", "path of the Ocean checkpoint (.pth, TracKit or ocean_ros format); empty: the shipped Ocean-Lite model "
-        "(ocean_ros/models/ocean_lite.pth). The preset defaults to the one stored with the checkpoint"
+        "", "path of the Ocean checkpoint (.pth, TracKit or ocean_ros format) or of an ocean-export folder (graph "
+        "backends only); empty: the shipped Ocean-Lite model (ocean_ros/models/ocean_lite.pth). The preset defaults "
+        "to the one stored with the checkpoint (or recorded in the folder)"
     )
     allow_random_weights: bool = param_field(
         False, "with no checkpoint, run random ResNet-50 Ocean weights instead of the shipped model (tests and "
@@ -31,8 +32,8 @@ class NodeConfig:
     )
     device: str = param_field("auto", "compute device: auto (CUDA when available), cpu, cuda or cuda:N")
     cpu_threads: int = param_field(
-        0, "torch threads for CPU inference; 0 = one less than the CPU cores (at least 1), leaving a core for "
-        "image transport and callbacks (threads)", range=(0, 256),
+        0, "threads for CPU inference (torch, and the ONNX Runtime / OpenVINO graphs); 0 = one less than the CPU "
+        "cores (at least 1), leaving a core for image transport and callbacks (threads)", range=(0, 256),
     )
     image_transport: str = param_field(
         "raw", "input: 'raw' subscribes sensor_msgs/Image on 'image', 'compressed' CompressedImage on "

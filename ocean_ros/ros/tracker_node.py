@@ -30,8 +30,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from ocean_ros.core.checkpoint import checkpoint_preset
 from ocean_ros.core.config import CUSTOM_PRESET, TrackerConfig
+from ocean_ros.core.network import source_preset
 from ocean_ros.core.types import TrackResult, TrackState
 from ocean_ros.models import default_checkpoint
 from ocean_ros.ros import params
@@ -117,7 +117,7 @@ class TrackerNode(LifecycleNode):
             except FileNotFoundError:
                 return CUSTOM_PRESET
         try:
-            return checkpoint_preset(checkpoint) or CUSTOM_PRESET
+            return source_preset(checkpoint) or CUSTOM_PRESET
         except (OSError, ValueError):  # configure reports an unreadable checkpoint
             return CUSTOM_PRESET
 

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import torch
 
-from ocean_ros.core.checkpoint import load_model
 from ocean_ros.core.config import TrackerConfig
 from ocean_ros.core.model import OceanNet, OceanNetConfig
+from ocean_ros.core.network import load_network
 from ocean_ros.core.tracker import OceanTracker, check_init_box
 from ocean_ros.core.types import TrackResult, TrackState
 from ocean_ros.ros.node_config import NodeConfig
@@ -66,7 +66,8 @@ class TrackingEngine:
     def describe(self) -> str:
         cfg = self.tracker.config
         return (
-            f"preset {cfg.preset}, weights {self.source}, device {self.device_name}, crop {self.tracker.crop_backend}, "
+            f"preset {cfg.preset}, weights {self.source}, device {self.device_name}, network {self.tracker.backend}, "
+            f"crop {self.tracker.crop_backend}, "
             f"step {self.tracker.step_mode}, {'float16' if cfg.half else 'float32'}, align {cfg.align}, "
             f"online {cfg.online}"
         )
@@ -131,9 +132,13 @@ def build_engine(tracker_config: TrackerConfig, node_config: NodeConfig) -> Trac
         raise ValueError(f"half precision needs CUDA; the device is {device}")
     dtype = torch.float16 if tracker_config.half else torch.float32
     if node_config.checkpoint:
-        net, _ = load_model(node_config.checkpoint, device=device, dtype=dtype)
+        net, _ = load_network(node_config.checkpoint, tracker_config, device)
         source = node_config.checkpoint
     else:
+        if tracker_config.backend not in ("auto", "torch"):
+            raise ValueError(
+                f"allow_random_weights runs the torch network; backend {tracker_config.backend!r} needs a checkpoint"
+            )
         torch.manual_seed(0)
         net = OceanNet(OceanNetConfig(align=tracker_config.align)).to(device=device, dtype=dtype).eval()
         source = "RANDOM (allow_random_weights)"

@@ -52,6 +52,8 @@ def collect() -> dict[str, object]:
         facts[name] = _module_version(name) or "MISSING"
     for name in ("ocean_ros_msgs", "vision_msgs"):
         facts[f"{name}_location"] = _module_location(name)
+    for name in ("onnx", "onnxruntime", "openvino", "tensorrt"):  # network backends (TrackerConfig.backend)
+        facts[name] = _module_version(name) or "not installed"
     try:
         import torch
 

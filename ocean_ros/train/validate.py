@@ -14,18 +14,26 @@ from .config import TrainConfig
 __all__ = ["validate", "evaluate_sequences"]
 
 
-def evaluate_sequences(net: nn.Module, sequences: list, config: Any, device: torch.device | str = "cpu"
-                       ) -> dict[str, Any]:
-    """One pass per sequence (init on frame 0's ground truth): success AUC and precision@20 per sequence, mean."""
+def evaluate_sequences(net: nn.Module, sequences: list, config: Any, device: torch.device | str = "cpu",
+                       per_frame: bool = False) -> dict[str, Any]:
+    """One pass per sequence (init on frame 0's ground truth): success AUC and precision@20 per sequence, mean.
+
+    ``per_frame`` adds to each sequence ``lost_frames``, ``conf_auroc`` and the tracked frames' (initialisation
+    frame left out) ``frame_scores`` and ``frame_ious`` (NaN IoU where the frame has no ground truth).
+    """
     from ocean_ros.core.tracker import OceanTracker
     from ocean_ros.eval.runner import run_one_pass
     from ocean_ros.eval.scoring import score_one_pass
 
     tracker = OceanTracker(net, config, device)
-    per: dict[str, dict[str, float]] = {}
+    per: dict[str, dict[str, Any]] = {}
     for seq in sequences:
         score = score_one_pass(seq, run_one_pass(tracker, seq))
         per[seq.name] = {"auc": round(float(score.auc), 4), "precision": round(float(score.precision), 4)}
+        if per_frame:
+            scores, ious = score.confidence_frames()
+            per[seq.name].update(lost_frames=score.lost_frames, conf_auroc=float(score.conf_auroc),
+                                 frame_scores=scores.tolist(), frame_ious=ious.tolist())
     aucs = [v["auc"] for v in per.values()]
     precs = [v["precision"] for v in per.values()]
     return {"mean_auc": round(float(np.mean(aucs)), 4), "mean_precision": round(float(np.mean(precs)), 4),
@@ -52,6 +60,8 @@ def validate(net: nn.Module, cfg: TrainConfig, root: Path, device: torch.device 
     config = TrackerConfig.from_preset(cfg.validation.preset)
     if config.align and not getattr(net, "has_align", False):
         config = config.replace(align=False)
+    if config.online and not getattr(net, "has_classifier", False):  # a stage-1 net: its online stage comes later
+        config = config.replace(online=False)
     was_training = net.training
     try:
         return evaluate_sequences(net, validation_sequences(cfg, root), config, device)
