@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .model import LiteNetConfig, OceanLiteNet, OceanNet, OceanNetConfig, OnlineOceanNet
 from .model.fuse import fuse_for_inference
@@ -340,10 +340,30 @@ def read_nanotrack(path: str | os.PathLike[str], what: str = "pretrained trunk")
     return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, Tensor)}
 
 
+def state_part(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The tensors whose keys start with ``prefix``, prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_strict(module: nn.Module, part: dict[str, Tensor], path: str | os.PathLike[str], prefix: str) -> None:
+    """Load ``part`` (keys without ``prefix``) into ``module`` strictly; a CheckpointError names the file and every
+    missing, unexpected or mis-shaped key with its ``prefix``, as the file spells it."""
+    expected = module.state_dict()
+    missing, unexpected = expected.keys() - part.keys(), part.keys() - expected.keys()
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: {prefix}* keys do not match NanoTrack v3 (missing {_key_list(prefix + k for k in missing)}; "
+            f"unexpected {_key_list(prefix + k for k in unexpected)})"
+        )
+    bad = [prefix + k for k, v in expected.items() if tuple(v.shape) != tuple(part[k].shape)]
+    if bad:
+        raise CheckpointError(f"{path}: {prefix}* shape mismatch ({_key_list(bad)})")
+    module.load_state_dict(part, strict=True)
+
+
 def read_pretrained_trunk(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """The ``backbone.*`` tensors of a NanoTrack v3 checkpoint, prefix removed (CPU float32; BN counters kept)."""
-    raw = read_nanotrack(path)
-    trunk = {k[len("backbone."):]: v for k, v in raw.items() if k.startswith("backbone.")}
+    trunk = state_part(read_nanotrack(path), "backbone.")
     if not trunk:
         raise CheckpointError(f"{path}: no backbone.* tensors (is it a NanoTrack checkpoint?)")
     return trunk
@@ -351,18 +371,7 @@ def read_pretrained_trunk(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
 def load_pretrained_trunk(net: OceanLiteNet, path: str | os.PathLike[str]) -> None:
     """Load NanoTrack v3's trunk into ``net.backbone`` strictly (missing/unexpected/shape errors name keys)."""
-    trunk = read_pretrained_trunk(path)
-    expected = net.backbone.state_dict()
-    missing, unexpected = expected.keys() - trunk.keys(), trunk.keys() - expected.keys()
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: trunk keys do not match the NanoTrack v3 trunk (missing {_key_list(missing)}; "
-            f"unexpected {_key_list(unexpected)})"
-        )
-    bad = [k for k, v in expected.items() if tuple(v.shape) != tuple(trunk[k].shape)]
-    if bad:
-        raise CheckpointError(f"{path}: trunk shape mismatch ({_key_list(bad)})")
-    net.backbone.load_state_dict(trunk, strict=True)
+    load_strict(net.backbone, read_pretrained_trunk(path), path, "backbone.")
 
 
 def _check_plain(value: Any, where: str) -> None:

@@ -293,14 +293,18 @@ def draw_transforms(params: OnlineParams, generator: torch.Generator) -> list[Tr
     return transforms
 
 
+def _window_start(size: int, shift: tuple[int, int], output_size: int) -> tuple[int, int]:
+    """Source row and column (unclamped) of output pixel (0, 0): the centre ``output_size`` window of an S×S
+    image whose content moves by ``shift`` (dy, dx)."""
+    pad = math.floor((output_size - size) / 2)
+    return -(pad + shift[0]), -(pad + shift[1])
+
+
 def _output_taps(size: int, shift: tuple[int, int], output_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Source rows and columns of the centre ``output_size`` window of an S×S image moved by ``shift`` (dy, dx),
-    clamped (replicated borders)."""
-    pad = (output_size - size) / 2
+    """Source rows and columns of that window, clamped (replicated borders)."""
+    row0, col0 = _window_start(size, shift, output_size)
     index = torch.arange(output_size, device=device)
-    rows = (index - (math.floor(pad) + shift[0])).clamp(0, size - 1)
-    cols = (index - (math.floor(pad) + shift[1])).clamp(0, size - 1)
-    return rows, cols
+    return (index + row0).clamp(0, size - 1), (index + col0).clamp(0, size - 1)
 
 
 def _crop_to_output(image: Tensor, shift: tuple[int, int], output_size: int) -> Tensor:
@@ -328,10 +332,9 @@ def _blurred_window(image: Tensor, sigma: tuple[float, float], shift: tuple[int,
     inside the image only that region is blurred (the same sums: a quarter of the work)."""
     size = image.shape[-1]
     ry, rx = (math.ceil(2 * s) for s in sigma)
-    pad = (output_size - size) / 2
-    top, left = math.floor(pad) + shift[0], math.floor(pad) + shift[1]
-    r0, c0 = -top - ry, -left - rx
-    r1, c1 = -top + output_size + ry, -left + output_size + rx
+    row0, col0 = _window_start(size, shift, output_size)
+    r0, c0 = row0 - ry, col0 - rx
+    r1, c1 = row0 + output_size + ry, col0 + output_size + rx
     if r0 < 0 or c0 < 0 or r1 > size or c1 > size:
         return _crop_to_output(_blur(image, sigma), shift, output_size)
     blurred = _blur(image[:, :, r0:r1, c0:c1], sigma)

@@ -22,7 +22,7 @@ from torch import Tensor
 from .losses import _intersection_union
 from .teacher import TeacherMaps
 
-__all__ = ["map_teacher_to_student", "sample_teacher", "distill_terms", "distill_loss", "PROB_EPS"]
+__all__ = ["map_teacher_to_student", "sample_teacher", "distill_terms", "distill_means", "distill_loss", "PROB_EPS"]
 
 PROB_EPS = 1e-6  # teacher probabilities are clamped to [PROB_EPS, 1 − PROB_EPS]
 _Axis = tuple[Tensor, Tensor, Tensor | None]  # lower index, upper index, upper weight (None: integer indices)
@@ -108,14 +108,18 @@ def distill_terms(student_logits: Tensor, student_reg: Tensor, teacher_score: Te
     return cls_sum, cls_count, box_sum, weight.sum()
 
 
+def distill_means(cls_sum: Tensor, cls_count: Tensor, box_sum: Tensor, box_weight: Tensor) -> tuple[Tensor, Tensor]:
+    """(KL mean, weighted IoU-loss mean) from :func:`distill_terms`' sums and counts (global counts under DDP);
+    a batch without a counted cell gives 0."""
+    return cls_sum / cls_count.clamp(min=1e-6), box_sum / box_weight.clamp(min=1e-6)
+
+
 def distill_loss(student_logits: Tensor, student_reg: Tensor, teacher_score: Tensor, teacher_ltrb: Tensor,
                  valid: Tensor | None = None, box_threshold: float = 0.5, cls_weight: float = 1.0,
                  box_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """Single-process total ``cls_weight·KL mean + box_weight·weighted IoU-loss mean`` and its (detached) parts
-    ``kd_cls``, ``kd_box``; each mean is divided by max(count, 1)."""
-    cls_sum, cls_count, box_sum, box_w = distill_terms(student_logits, student_reg, teacher_score, teacher_ltrb,
-                                                       valid, box_threshold)
-    kd_cls = cls_sum / cls_count.clamp(min=1.0)
-    kd_box = box_sum / box_w.clamp(min=1.0)
+    ``kd_cls``, ``kd_box`` (:func:`distill_means`)."""
+    kd_cls, kd_box = distill_means(*distill_terms(student_logits, student_reg, teacher_score, teacher_ltrb, valid,
+                                                  box_threshold))
     total = cls_weight * kd_cls + box_weight * kd_box
     return total, {"kd_cls": kd_cls.detach(), "kd_box": kd_box.detach()}

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ocean_ros.core.checkpoint import CheckpointError, _key_list, read_nanotrack
+from ocean_ros.core.checkpoint import load_strict, read_nanotrack, state_part
 from ocean_ros.core.model.fuse import fold_batchnorm
 from ocean_ros.core.model.mobile_trunk import OUT_CHANNELS, MobileTrunk
 
@@ -187,27 +187,12 @@ class NanoTeacher(nn.Module):
         return TeacherMaps(score, ltrb, self.grid_origin(x.shape[-1]), TEACHER_STRIDE)
 
 
-def _load_part(module: nn.Module, state: dict[str, Tensor], prefix: str, path: Path) -> None:
-    part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    expected = module.state_dict()
-    missing, unexpected = expected.keys() - part.keys(), part.keys() - expected.keys()
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: {prefix}* keys do not match NanoTrack v3 (missing {_key_list(prefix + k for k in missing)}; "
-            f"unexpected {_key_list(prefix + k for k in unexpected)})"
-        )
-    bad = [prefix + k for k, v in expected.items() if tuple(v.shape) != tuple(part[k].shape)]
-    if bad:
-        raise CheckpointError(f"{path}: {prefix}* shape mismatch ({_key_list(bad)})")
-    module.load_state_dict(part, strict=True)
-
-
 def load_teacher(path: str | os.PathLike[str], device: str | torch.device = "cpu", fuse: bool = True) -> NanoTeacher:
     """NanoTrack v3 teacher from ``nanotrackv3.pth``: ``backbone.*`` and ``ban_head.*`` loaded strictly
     (a :class:`CheckpointError` names the file and the missing / unexpected keys); other tensors are ignored."""
     path = Path(path)
     state = read_nanotrack(path, "teacher checkpoint")
     trunk, head = MobileTrunk(stride=TEACHER_STRIDE), BanHead()
-    _load_part(trunk, state, "backbone.", path)
-    _load_part(head, state, "ban_head.", path)
+    load_strict(trunk, state_part(state, "backbone."), path, "backbone.")
+    load_strict(head, state_part(state, "ban_head."), path, "ban_head.")
     return NanoTeacher(trunk, head, fuse=fuse).to(device)

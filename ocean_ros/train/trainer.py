@@ -30,10 +30,12 @@ from ocean_ros.eval.validation_set import data_root
 
 from .config import TrainConfig
 from .datasets import DataError, read_source
+from .distill import distill_means, distill_terms, sample_teacher
 from .distributed import DistContext, ShardedBatchSampler, all_reduce_sum, convert_batchnorm, init_distributed
 from .losses import combine, loss_terms
 from .pairs import PairSampler
 from .samples import GridSpec, PairDataset
+from .teacher import NanoTeacher, load_teacher
 
 __all__ = ["Trainer", "data_root", "lr_at", "run_epoch_steps"]
 
@@ -120,21 +122,19 @@ class Trainer:
         self.ctx, self.device, self.out = start_run(cfg)
         m = cfg.model
         self.init_config: dict[str, Any] = {}
+        wanted = LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align)
         if m.init:
-            wanted = LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align)
             self.net, self.init_config = init_from_checkpoint(REPO_ROOT / m.init, wanted)
         else:
-            self.net = OceanLiteNet(LiteNetConfig(m.stride, m.channels, m.tower_depth, m.align))
+            self.net = OceanLiteNet(wanted)
             if m.pretrained:
                 load_pretrained_trunk(self.net, resolve_path(m.pretrained, self.root))
         if self.net.has_classifier and cfg.optim.unfreeze_epoch < cfg.optim.epochs:
             raise DataError(f"model.init {m.init} carries an online classifier trained on its trunk: keep the trunk "
                             "frozen (optim.unfreeze_epoch >= optim.epochs) or start from a model without one")
         self.net.to(self.device)
-        self.teacher = None
+        self.teacher: NanoTeacher | None = None
         if cfg.distill.teacher:
-            from .teacher import load_teacher
-
             self.teacher = load_teacher(resolve_path(cfg.distill.teacher, self.root), device=self.device)
         if self.ctx.active:
             convert_batchnorm(self.net.neck)
@@ -272,10 +272,9 @@ class Trainer:
             counts = torch.cat([counts, torch.stack([kd[1], kd[3]]).detach()])
         counts = all_reduce_sum(counts, self.ctx)
         loss, parts = combine(terms, counts[:4], scale=float(self.ctx.world))
-        d = self.cfg.distill
         if self.teacher is not None:
-            kd_n = counts[4:].clamp(min=1e-6)
-            kd_cls, kd_box = kd[0] / kd_n[0], kd[2] / kd_n[1]
+            d = self.cfg.distill
+            kd_cls, kd_box = distill_means(kd[0], counts[4], kd[2], counts[5])
             loss = d.gt_weight * loss + (d.cls_weight * kd_cls + d.box_weight * kd_box) * float(self.ctx.world)
             parts = {**parts, "kd_cls": kd_cls.detach(), "kd_box": kd_box.detach()}
         else:
@@ -302,8 +301,6 @@ class Trainer:
 
     def _distill_terms(self, b: dict[str, torch.Tensor], out: Any) -> tuple[torch.Tensor, ...]:
         """(cls sum, cls count, box sum, box weight) of the teacher's maps sampled onto this net's grid."""
-        from .distill import distill_terms, sample_teacher
-
         with torch.no_grad():
             maps = self.teacher(b["template"], b["search"])
             g = self.grid
