@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ocean_ros.core.build import build_from_config, tracker_config
 from ocean_ros.core.config import TrackerConfig
 from ocean_ros.core.geometry import polygon_to_xywh
-from ocean_ros.core.network import load_network, source_preset
+from ocean_ros.core.network import Weights, read_weights
 from ocean_ros.core.tracker import OceanTracker
 from ocean_ros.eval.metrics import auc, success_curve
 from ocean_ros.eval.overlap import box_iou
@@ -44,18 +45,17 @@ GOLDEN_RUNS = {  # run -> (sequence, image folder, preset); align follows the pr
 FOLLOW_PX = 0.01
 
 
-def trackers_for(checkpoint: Path, config: TrackerConfig, backends: list[str]) -> dict[str, OceanTracker]:
-    out = {}
-    for backend in ["torch", *backends]:
-        net, _ = load_network(checkpoint, config.replace(backend=backend))
-        out[backend] = OceanTracker(net, config)
-    return out
+def trackers_for(weights: Weights, config: TrackerConfig, backends: list[str]) -> dict[str, OceanTracker]:
+    """One CPU tracker per backend (torch first), all with ``config`` but for the runtime."""
+    return {backend: build_from_config(weights, config.replace(backend=backend), "cpu")
+            for backend in ["torch", *backends]}
 
 
 def validation_part(args) -> dict:
     overrides = {"on": {"online": True, "align": False}, "off": {"online": False}, "preset": {}}[args.online]
-    config = TrackerConfig.from_preset(args.preset or source_preset(args.checkpoint) or "LITE", **overrides)
-    trackers = trackers_for(args.checkpoint, config, args.backends)
+    weights = read_weights(args.checkpoint)
+    config = tracker_config(weights, args.preset, **overrides)
+    trackers = trackers_for(weights, config, args.backends)
     folders = sorted(p for root in validation_paths() for p in root.iterdir() if p.is_dir())
     if args.sequences:
         folders = [p for p in folders if p.name in args.sequences]
@@ -116,11 +116,11 @@ def _initial_box(folder: Path) -> tuple[float, ...]:
 
 def golden_part(args) -> dict:
     golden = data_root() / "golden"
-    checkpoint = golden / "ocean_random_seed1.pth"
+    weights = read_weights(golden / "ocean_random_seed1.pth")
     results = {}
     for run, (name, images, preset) in GOLDEN_RUNS.items():
         config = TrackerConfig.from_preset(preset, crop_backend="opencv")
-        trackers = trackers_for(checkpoint, config, args.backends)
+        trackers = trackers_for(weights, config, args.backends)
         ref = np.loadtxt(golden / f"{run}.txt", delimiter=",")
         frames = sorted((data_root() / "sequences" / name / images).glob("*.jpg"))
         import cv2

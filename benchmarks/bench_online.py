@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -36,14 +35,13 @@ import cv2
 import numpy as np
 import torch
 
-from ocean_ros.core.checkpoint import load_model
-from ocean_ros.core.config import TrackerConfig, preset_names
+from ocean_ros.core.build import build_tracker
+from ocean_ros.core.config import preset_names
 from ocean_ros.core.geometry import polygon_to_xywh
 from ocean_ros.core.model import OceanNetConfig, OnlineOceanNet
-from ocean_ros.core.tracker import OceanTracker
+from ocean_ros.eval.validation_set import data_root
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = Path(os.environ.get("OCEAN_ROS_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_DATA = data_root()
 
 
 def read_sequence(folder: Path, limit: int) -> tuple[list[np.ndarray], tuple[float, ...]]:
@@ -74,12 +72,12 @@ def golden_online_checkpoint(folder: Path) -> Path | None:
     return path
 
 
-def load_net(args, device: str, dtype: torch.dtype, folder: Path) -> tuple[torch.nn.Module, str]:
+def weights_of(args, folder: Path) -> tuple[Path | torch.nn.Module, str]:
+    """The weights to run (a checkpoint, else a randomly initialised online net) and how to name them."""
     path = args.checkpoint or golden_online_checkpoint(folder)
     if path is not None:
-        return load_model(path, device=device, dtype=dtype)[0], str(path)
-    net = OnlineOceanNet(OceanNetConfig(align=False)).to(device=device, dtype=dtype).eval().requires_grad_(False)
-    return net, "random initialisation"
+        return path, str(path)
+    return OnlineOceanNet(OceanNetConfig(align=False)).eval().requires_grad_(False), "random initialisation"
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -104,13 +102,13 @@ MODES = {"eager": "classic", "static": "static", "graph": "graph"}
 
 def run(args, device: str, folder: Path, mode: str = "eager") -> dict:
     dtype = torch.float16 if args.half else torch.float32
-    net, weights = load_net(args, device, dtype, folder)
+    source, weights = weights_of(args, folder)
     frames, box = read_sequence(args.sequence, args.frames + 1)
     overrides = {"online": True} if args.online else {}
-    config = TrackerConfig.from_preset(args.preset, half=args.half, crop_backend="torch", **overrides)
-    if not config.online:
+    tracker = build_tracker(source, args.preset, device, "torch", step_mode=MODES[mode], half=args.half,
+                            crop_backend="torch", **overrides)
+    if not tracker.config.online:
         raise SystemExit(f"preset {args.preset} is not an online preset (add --online to force it on)")
-    tracker = OceanTracker(net, config, device, step_mode=MODES[mode])
     tracker.initialize(frames[0], box)  # warm-up (allocations, kernels)
     synchronise(device)
     start = time.perf_counter()

@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ocean_ros.core.config import TrackerConfig, preset_names
-from ocean_ros.core.network import load_network, source_preset
+from ocean_ros.core.build import build_tracker
+from ocean_ros.core.config import preset_names
+from ocean_ros.core.network import Weights, read_weights
 from ocean_ros.core.tracker import OceanTracker
 from ocean_ros.eval.sequences import open_sequence
+from ocean_ros.eval.validation_set import REPO_ROOT
 from ocean_ros.models import DEFAULT_MODEL
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def read_sequence(folder: Path, limit: int) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
@@ -70,12 +70,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
 MODES = {"eager": "classic", "static": "static", "graph": "graph"}
 
 
-def build_tracker(args, device: str, half: bool, crop_backend: str, mode: str, backend: str, online: bool):
+def case_tracker(weights: Weights, args, device: str, half: bool, crop_backend: str, mode: str, backend: str,
+                 online: bool) -> OceanTracker:
     """The tracker of one case; ``backend`` is the network runtime (graph backends export on first use)."""
-    config = TrackerConfig.from_preset(args.preset, crop_backend=crop_backend, half=half, backend=backend,
-                                       **({"online": True, "align": False} if online else {"online": False}))
-    net, meta = load_network(args.checkpoint, config, device)
-    return OceanTracker(net, config, device, step_mode=MODES[mode]), meta
+    return build_tracker(weights, args.preset, device, backend, step_mode=MODES[mode], crop_backend=crop_backend,
+                         half=half, **({"online": True, "align": False} if online else {"online": False}))
 
 
 def run_side_by_side(args, frames, box, cases: list[dict]) -> list[dict]:
@@ -118,7 +117,7 @@ def report_of(args, frames, case: dict) -> dict:
         "precision": "float16" if case["half"] else "float32",
         "crop_backend": tracker.crop_backend,
         "mode": case["mode"] if tracker.graph_failure is None else "static (graph capture failed)",
-        "preset": args.preset,
+        "preset": tracker.config.preset,
         "frames_timed": len(case["wall"]),
         "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
         "wall_ms": percentiles(case["wall"]),
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="weights (default: the shipped Ocean-Lite model; the reference ResNet-50 weights are "
                         "$OCEAN_ROS_DATA/golden/ocean_random_seed1.pth)")
     parser.add_argument("--preset", choices=preset_names(), help="default: the checkpoint's own, else OTB2015")
-    parser.add_argument("--sequence", default=str(REPO / "ocean_ros" / "data" / "Crossing"),
+    parser.add_argument("--sequence", default=str(REPO_ROOT / "ocean_ros" / "data" / "Crossing"),
                         help="OTB/VOT sequence folder; 'synthetic' for generated 640x480 frames")
     parser.add_argument("--frames", type=int, default=60, help="frames per pass (first = init)")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the frames")
@@ -174,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="CPU threads of torch and the graph runtimes (default: torch's)")
     parser.add_argument("--json", help="also write all reports to this JSON file")
     args = parser.parse_args(argv)
-    if args.preset is None:
-        args.preset = source_preset(args.checkpoint) or "OTB2015"
+    weights = read_weights(args.checkpoint)  # once for every case
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -197,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                     for backend in args.backend:
                         for online in onlines:
                             try:
-                                tracker, _ = build_tracker(args, device, half, crop_backend, mode, backend, online)
+                                tracker = case_tracker(weights, args, device, half, crop_backend, mode, backend,
+                                                       online)
                             except (ValueError, RuntimeError, OSError) as err:
                                 print(f"skip {backend} on {device} (online {online}): {err}", flush=True)
                                 continue

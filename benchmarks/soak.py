@@ -9,7 +9,7 @@ PASS/FAIL per criterion (exit code 1 on any FAIL), a PNG plot of RSS and latency
     python benchmarks/soak.py --minutes 10                           # the node's default model, default device
     python benchmarks/soak.py --minutes 1 --allow-random-weights --out /tmp/soak.png   # a plumbing check
 
-All ROS traffic stays on loopback (``ocean_ros.ros.dds``). The scene is synthetic: a textured square moving on a
+All ROS traffic stays on loopback (``ocean_ros.rostools.dds``). The scene is synthetic: a textured square moving on a
 Lissajous path over a textured background, so the true box of every frame is known.
 """
 
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from ocean_ros.eval.validation_set import REPO_ROOT
 
 
 def portable(value: object) -> object:
     """Paths inside the repository as repository-relative text, so the committed report names no machine."""
-    if isinstance(value, (str, Path)) and str(value).startswith(str(REPO) + "/"):
-        return str(Path(value).relative_to(REPO))
+    if isinstance(value, (str, Path)) and str(value).startswith(str(REPO_ROOT) + "/"):
+        return str(Path(value).relative_to(REPO_ROOT))
     return str(value) if isinstance(value, Path) else value
 NAMESPACE = "/soak"
 BASE = f"{NAMESPACE}/ocean_tracker"
@@ -121,21 +121,14 @@ class Camera:
         self._thread = threading.Thread(target=self._run, name="soak_camera", daemon=True)
 
     def _open(self) -> None:
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-
-        from ocean_ros.ros.session import RosSession
+        from ocean_ros.rostools.camera import CameraPublisher
+        from ocean_ros.rostools.session import RosSession
 
         self._session = RosSession("soak_camera")
-        self._publisher = self._session.node.create_publisher(Image, f"{NAMESPACE}/image", qos_profile_sensor_data)
+        self._publisher = CameraPublisher(self._session.node, f"{NAMESPACE}/image")
 
     def wait_matched(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._publisher.get_subscription_count() < 1:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return self._publisher.wait_subscribers(1, timeout)
 
     def start(self) -> None:
         self._thread.start()
@@ -165,10 +158,6 @@ class Camera:
         return time.monotonic() - self.t0
 
     def _run(self) -> None:
-        from std_msgs.msg import Header
-
-        from ocean_ros.ros.image_conversion import array_to_image
-
         next_time = time.monotonic()
         kinds = 0
         while self._running:
@@ -179,17 +168,14 @@ class Camera:
                     continue
                 t = self.now()
                 stamp = time.time_ns() + self.offset_ns
-                header = Header(frame_id="camera")
-                header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
                 if self.inject and self.rng.random() < self.fraction:
-                    msg = malformed_image(kinds % 4, self.scene.width, self.scene.height)
-                    msg.header = header
+                    self._publisher.publish(None, stamp, raw=malformed_image(kinds % 4, self.scene.width,
+                                                                             self.scene.height))
                     kinds += 1
-                    self._publisher.publish(msg)
                     self.malformed.append(t)
                 else:
                     frame, box = self.scene.frame(t)
-                    self._publisher.publish(array_to_image(frame, "bgr8", header))
+                    self._publisher.publish(frame, stamp)
                     self.sent[stamp] = Sent(t, box)
                 self.published += 1
                 if self.published % 300 == 0:  # keep the last 20 s
@@ -222,7 +208,7 @@ class Observer:
         from std_srvs.srv import Trigger
         from vision_msgs.msg import Detection2DArray
 
-        from ocean_ros.ros.session import RosSession
+        from ocean_ros.rostools.session import RosSession
 
         self.camera, self.t0 = camera, t0
         self.session = RosSession("soak_observer")
@@ -289,7 +275,7 @@ class Observer:
         return first
 
     def call(self, client: Any, request: Any, timeout: float = 10.0) -> Any:
-        from ocean_ros.ros.session import call_service
+        from ocean_ros.rostools.session import call_service
 
         return call_service(client, request, timeout)
 
@@ -670,7 +656,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "that a node waiting for the clock to catch up fails)")
     parser.add_argument("--resume-timeout", type=float, default=10.0, help="seconds tracking has to resume")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images" / "soak.png",
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "images" / "soak.png",
                         help="plot to write; the JSON goes beside it (same name, .json)")
     parser.add_argument("--node-log", type=Path, help="the node's output (default: a temporary file)")
     return parser.parse_args(argv)
@@ -698,8 +684,8 @@ def wait_for(condition: Any, timeout: float) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ocean_ros.ros.dds import apply_loopback_environment
-    from ocean_ros.ros.session import NodeProcess
+    from ocean_ros.rostools.dds import apply_loopback_environment
+    from ocean_ros.rostools.session import NodeProcess
 
     env = apply_loopback_environment()
     log_path = args.node_log or Path(tempfile.mkdtemp(prefix="ocean_soak_")) / "node.log"

@@ -9,15 +9,20 @@ Steps (each skipped when its inputs are unchanged, so a second run on a ready ma
   5. only where no ``vision_msgs`` is importable, build a wire-compatible one (``scripts/vision_msgs_compat``);
   6. install ``ocean_ros`` itself in editable mode;
   7. lay it out as an ament prefix in the venv (share files, ``lib/ocean_ros/`` executables, index marker), so that
-     ``ros2 launch`` / ``ros2 run`` work from it after ``source scripts/env.sh`` (done on every run: cheap).
+     ``ros2 launch`` / ``ros2 run`` work from it after ``source scripts/env.sh`` (done on every run: cheap);
+  8. where the project's shared folder holds ``wheels/ros2-launch/`` (ROS 2 launch, launch_ros and ros2cli, which
+     PyPI does not have), install those wheels and build their ``src/composition_interfaces``, so that the venv
+     has ``ros2 launch``; without that folder, skipped with a note.
 
-Usage: ``python3 scripts/setup_env.py [--venv PATH] [--force]``. Uses only the standard library.
+Usage: ``python3 scripts/setup_env.py [--venv PATH] [--launch-wheels DIR] [--force]``. Uses only the standard
+library.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -30,6 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 STAMP_NAME = ".ocean_ros_setup.json"
 MIN_PYTHON = (3, 10)
+# What the launch wheels need from PyPI (their README); pinned like requirements.txt, installed only with them.
+LAUNCH_PYPI = ("psutil==7.2.2", "osrf-pycommon==2.0.2", "argcomplete==3.7.2")
+LAUNCH_CHECK = "import launch, launch_ros, ros2launch, ros2cli, composition_interfaces.srv"
 
 
 class SetupError(RuntimeError):
@@ -40,17 +48,38 @@ def log(message: str) -> None:
     print(f"[setup] {message}", flush=True)
 
 
-def tree_digest(*paths: Path) -> str:
-    """Digest of file names and contents under the given files or folders (build outputs excluded)."""
+def tree_digest(*paths: Path, base: Path = REPO) -> str:
+    """Digest of file names (relative to ``base``) and contents under the given files or folders (build outputs
+    excluded)."""
     digest = hashlib.sha256()
     for root in paths:
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in files:
             if "__pycache__" in path.parts:
                 continue
-            digest.update(str(path.relative_to(REPO)).encode())
+            digest.update(str(path.relative_to(base)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def data_root() -> Path:
+    """The project's data folder as ``ocean_ros.eval.validation_set`` defines it ($OCEAN_ROS_DATA, else
+    ../shared/data beside the repository root).
+
+    Loaded from its file: this runs before the venv exists, and that module needs only the standard library.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "_ocean_validation_set", REPO / "ocean_ros" / "eval" / "validation_set.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Path(module.data_root())
+
+
+def launch_wheels_dir() -> Path:
+    """Where the ROS 2 launch wheels are looked for: ``wheels/ros2-launch`` in the shared folder that holds the
+    data folder."""
+    return data_root().parent / "wheels" / "ros2-launch"
 
 
 def check_tools() -> None:
@@ -138,7 +167,7 @@ def build_env(venv: Path) -> dict[str, str]:
 
 def build_interface_package(source: Path, venv: Path, python: Path) -> None:
     """Configure, build and install an ament_cmake interface package into the venv prefix."""
-    log(f"building interfaces in {source.relative_to(REPO)}")
+    log(f"building interfaces in {source.relative_to(REPO) if source.is_relative_to(REPO) else source}")
     with tempfile.TemporaryDirectory(prefix="ocean_ros_build_") as build:
         env = build_env(venv)
         run(
@@ -151,6 +180,21 @@ def build_interface_package(source: Path, venv: Path, python: Path) -> None:
         )
         run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2)], env=env, stdout=subprocess.DEVNULL)
         run(["cmake", "--install", build], env=env, stdout=subprocess.DEVNULL)
+
+
+def install_launch_tools(wheels: Path, venv: Path, python: Path) -> None:
+    """Install ``ros2 launch`` from a wheels folder: its wheels (no dependency resolution: they name ROS packages
+    that the runtime wheels provide under other names), their PyPI dependencies, and the interface package
+    ``src/composition_interfaces`` that launch_ros imports."""
+    found = sorted(wheels.glob("*.whl"))
+    source = wheels / "src" / "composition_interfaces"
+    if not found or not (source / "package.xml").is_file():
+        raise SetupError(f"{wheels} should hold *.whl and src/composition_interfaces/ (see its README.md)")
+    log(f"installing ros2 launch from {wheels} ({len(found)} wheels)")
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    run([*pip, *LAUNCH_PYPI])
+    run([*pip, "--no-deps", "--force-reinstall", *found])
+    build_interface_package(source, venv, python)
 
 
 def install_self(python: Path) -> None:
@@ -265,6 +309,8 @@ def install_ament_prefix(venv: Path, python: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="virtual environment folder")
+    parser.add_argument("--launch-wheels", type=Path, default=launch_wheels_dir(),
+                        help="folder of the ROS 2 launch wheels (default: %(default)s); skipped when absent")
     parser.add_argument("--force", action="store_true", help="redo every step")
     args = parser.parse_args(argv)
     venv = args.venv.resolve()
@@ -291,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     if stamp.get("requirements") != wanted["requirements"]:
         install_requirements(python)
         stamp["requirements"] = wanted["requirements"]
-        stamp.pop("ocean_ros_msgs", None)  # new wheels may replace the prefix the messages were built against
+        for built in ("ocean_ros_msgs", "ros2_launch"):  # new wheels may replace the prefix these were built against
+            stamp.pop(built, None)
         save()
     repaired = repair_wheel_cmake_exports(venv, python)
     if repaired:
@@ -314,6 +361,24 @@ def main(argv: list[str] | None = None) -> int:
         stamp["vision_msgs_built"] = True
         save()
 
+    check = "import rclpy, torch, cv2, ocean_ros, ocean_ros_msgs.msg, vision_msgs.msg"
+    wheels = args.launch_wheels.resolve()
+    if wheels.is_dir():
+        digest = tree_digest(wheels, base=wheels)
+        if stamp.get("ros2_launch") != digest or not (venv / "bin" / "ros2").exists() or not probe(
+            python, LAUNCH_CHECK, env
+        ):
+            try:
+                install_launch_tools(wheels, venv, python)
+            except SetupError as err:
+                print(f"[setup] ERROR: {err}", file=sys.stderr)
+                return 1
+            stamp["ros2_launch"] = digest
+            save()
+        check = f"{check}; {LAUNCH_CHECK}"
+    else:
+        log(f"no launch wheels at {wheels}: `ros2 launch` not installed (README: `ros2 launch` without a ROS install)")
+
     if stamp.get("ocean_ros") != wanted["ocean_ros"] or not probe(python, "import ocean_ros", env):
         install_self(python)
         stamp["ocean_ros"] = wanted["ocean_ros"]
@@ -324,7 +389,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[setup] ERROR: {err}", file=sys.stderr)
         return 1
 
-    check = "import rclpy, torch, cv2, ocean_ros, ocean_ros_msgs.msg, vision_msgs.msg"
     if not probe(python, check, env):
         subprocess.run([str(python), "-c", check], env=env)
         print("[setup] ERROR: the environment does not import; see the traceback above", file=sys.stderr)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "OCEAN_ROS_DATA"
+from ocean_ros.eval.validation_set import DATA_ENV, REPO_ROOT, data_root
+
 REQUIRE_DATA_ENV = "OCEAN_ROS_REQUIRE_DATA"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Before any test initialises rclpy: every ROS participant of this run stays on loopback, in one random domain.
-from ocean_ros.ros.dds import apply_loopback_environment  # noqa: E402
+from ocean_ros.rostools.dds import apply_loopback_environment  # noqa: E402
 
 LOOPBACK_ENV = apply_loopback_environment()
 
@@ -35,23 +35,25 @@ def modules_loaded_by_importing(names: list[str]) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def data_root() -> Path:
-    """The shared data folder: $OCEAN_ROS_DATA, else ../shared/data beside the repository root."""
-    return Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data"))
+def need_path(path: Path, reason: str) -> Path:
+    """Return ``path``, or skip for ``reason`` (fail under OCEAN_ROS_REQUIRE_DATA=1) if it is absent.
+
+    For everything the project's shared folder provides: a clone where it is present must not skip silently.
+    """
+    if not path.exists():
+        if os.environ.get(REQUIRE_DATA_ENV) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
 
 
 def need_data(*relative: str) -> Path:
     """Return the path under the data root, or skip (fail under OCEAN_ROS_REQUIRE_DATA=1) if absent."""
     path = data_root().joinpath(*relative)
-    if not path.exists():
-        reason = (
-            f"reference data {path} not found: set {DATA_ENV} to the folder holding golden/ and "
-            "sequences/ (the project's shared data, see README 'Reference data')"
-        )
-        if os.environ.get(REQUIRE_DATA_ENV) == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
+    return need_path(path, (
+        f"reference data {path} not found: set {DATA_ENV} to the folder holding golden/ and "
+        "sequences/ (the project's shared data, see README 'Reference data')"
+    ))
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +80,28 @@ def online_checkpoint(golden_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("online") / "ocean_online_merged.pth"
     torch.save(merged, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Callable[..., Path]:
+    """Factory of tiny Ocean-Lite checkpoints (random weights, 16-channel head, preset LITE stored), one file per
+    ``online_dim`` (0: no online classifier): the real network and checkpoint format, at test cost."""
+    import torch
+
+    from ocean_ros.core.checkpoint import save_checkpoint
+    from ocean_ros.core.model import LiteNetConfig, OceanLiteNet
+
+    folder = tmp_path_factory.mktemp("tiny")
+
+    def make(online_dim: int = 16) -> Path:
+        path = folder / f"tiny_lite_{online_dim}.pth"
+        if not path.exists():
+            torch.manual_seed(0)
+            net = OceanLiteNet(LiteNetConfig(channels=16, tower_depth=1, align=False, online_dim=online_dim))
+            save_checkpoint(path, net, {"preset": "LITE"})
+        return path
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Reading launch files without launch/launch_ros installed: their syntax tree."""
+"""Reading launch files without launch/launch_ros installed: their syntax tree (test_venv_ament_prefix.py runs the
+real ``ros2 launch`` where the venv has it)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,20 @@ def calls(tree: ast.AST, name: str) -> list[ast.Call]:
 
 def keyword(call: ast.Call, name: str) -> ast.AST | None:
     return next((kw.value for kw in call.keywords if kw.arg == name), None)
+
+
+
+def launch_arguments(tree: ast.AST) -> dict[str, str]:
+    """The module's ``ARGUMENTS`` mapping (name -> description), which tracker.launch.py declares in a loop."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ARGUMENTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("the launch file declares no ARGUMENTS")
+
+
+def declared_arguments(tree: ast.AST) -> set[str]:
+    """Names of the launch arguments: literal ``DeclareLaunchArgument("name", ...)`` calls, else the keys of
+    :func:`launch_arguments`."""
+    names = {ast.literal_eval(c.args[0]) for c in calls(tree, "DeclareLaunchArgument")
+             if c.args and isinstance(c.args[0], ast.Constant)}
+    return names or set(launch_arguments(tree))

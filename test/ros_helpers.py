@@ -1,6 +1,6 @@
 """Helpers for tests that use real ROS 2: in-process executors, message collection, node processes.
 
-Every process and context created here uses the loopback-only DDS environment (``ocean_ros.ros.dds``), which
+Every process and context created here uses the loopback-only DDS environment (``ocean_ros.rostools.dds``), which
 ``conftest.py`` applies to the test process before anything initialises rclpy.
 """
 
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocean_ros.ros.dds import loopback_environment
-from ocean_ros.ros.session import NodeProcess
-from ocean_ros.ros.session import RosSession as BaseSession
+from ocean_ros.rostools.dds import loopback_environment
+from ocean_ros.rostools.session import NodeProcess
+from ocean_ros.rostools.session import RosSession as BaseSession
 
 
 class RosSession(BaseSession):
-    """:class:`ocean_ros.ros.session.RosSession` with message collectors for assertions."""
+    """:class:`ocean_ros.rostools.session.RosSession` with message collectors for assertions."""
 
     def __init__(self, name: str = "ocean_test", domain_id: int | None = None) -> None:
         super().__init__(name, domain_id)

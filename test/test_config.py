@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from ocean_ros.core.config import PRESETS, ParamSpec, TrackerConfig, preset_names
+from ocean_ros.core.config import PRESETS, OnlineParams, ParamSpec, StepParams, TrackerConfig, preset_names, step_params
 
 REQUIRED_FIELDS = {
     "preset", "penalty_k", "window_influence", "lr", "small_sz", "big_sz", "small_target_area",
@@ -77,7 +77,7 @@ def test_from_preset_overrides_and_unknown_preset():
 def test_dict_round_trip(name):
     c = TrackerConfig() if name is None else TrackerConfig.from_preset(name, lost_frames=7)
     d = c.to_dict()
-    assert set(d) == {f.name for f in dataclasses.fields(TrackerConfig)}
+    assert set(d) == {spec.name for spec in TrackerConfig.parameters()}
     assert TrackerConfig.from_dict(d) == c
 
 
@@ -145,6 +145,30 @@ def test_items_pairs_metadata_with_values():
     c = TrackerConfig.from_preset("GOT10K")
     values = {spec.name: value for spec, value in c.items()}
     assert values == c.to_dict()
+
+
+def test_online_tunables_are_nested_and_named_online_dot_field():
+    names = [spec.name for spec in TrackerConfig.parameters()]
+    online = [spec.name for spec in OnlineParams.parameters()]
+    assert online == [f"online.{f.name}" for f in dataclasses.fields(OnlineParams)]
+    assert names[-len(online):] == online and "online_params" not in names
+    c = TrackerConfig.from_dict({"preset": "LITE", "online.memory_size": 100})
+    assert c.online_params.memory_size == 100 and c.online_params.search_area_scale == 3.0  # the preset's
+    assert c.value("online.memory_size") == 100 and c.to_dict()["online.memory_size"] == 100
+    assert TrackerConfig.runtime_safe_names() >= {"online.learning_rate", "online.update_interval"}
+    with pytest.raises(ValueError, match=r"unknown config key\(s\): online.nope"):
+        c.replace(**{"online.nope": 1})
+    with pytest.raises(ValueError, match="online.dropout_prob"):
+        c.replace(**{"online.dropout_prob": 2.0})
+    with pytest.raises(ValueError, match=r"online.memory_size=30 must exceed the 30"):
+        TrackerConfig(online_params=OnlineParams(memory_size=30))
+
+
+def test_step_params_follow_the_schema():
+    assert StepParams._fields == TrackerConfig.step_names()
+    assert set(StepParams._fields) <= TrackerConfig.runtime_safe_names()
+    c = TrackerConfig.from_preset("VOT2019", lr=0.5)
+    assert step_params(c) == StepParams(c.penalty_k, c.window_influence, 0.5, c.align_ratio, c.online_ratio)
 
 
 def test_small_target_rule():

@@ -81,24 +81,24 @@ def test_plot_draws_curves_and_renders_a_gif(crossing_run, sequences_dir, tmp_pa
 
 
 def test_online_flag_reaches_the_core(sequences_dir, golden_dir, tmp_path, capsys, monkeypatch):
-    """--online becomes TrackerConfig(online=True); the core refuses it for offline weights (or while the online
-    branch is not implemented), and the tool reports that in one line."""
-    from ocean_ros.core import tracker as core_tracker
+    """--online becomes TrackerConfig(online=True); the tracker factory refuses it for offline weights, and the
+    tool reports that in one line."""
+    from ocean_ros.core import build
 
     seen = {}
-    original = core_tracker.OceanTracker.__init__
+    original = build.require_parts
 
-    def spy(self, model, config, device="cpu"):
+    def spy(config, **parts):
         seen["online"], seen["align"] = config.online, config.align
-        return original(self, model, config, device)
+        return original(config, **parts)
 
-    monkeypatch.setattr(core_tracker.OceanTracker, "__init__", spy)
+    monkeypatch.setattr(build, "require_parts", spy)
     argv = ["run", str(sequences_dir / "Crossing"), "--checkpoint", str(golden_dir / "ocean_random_seed1.pth"),
             "--frames", "0:3", "--preset", "VOT2019", "--online", "--output", str(tmp_path), "--no-progress"]
     assert main(argv) == 2
     assert seen == {"online": True, "align": False}
     err = capsys.readouterr().err
-    assert "online" in err and "Traceback" not in err
+    assert "no online classifier" in err and "Traceback" not in err
 
 
 def test_errors_are_reported_without_tracebacks(tmp_path, capsys, sequences_dir):

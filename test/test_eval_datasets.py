@@ -217,3 +217,21 @@ def test_parse_boxes_polygons_and_nan():
     np.testing.assert_allclose(boxes[0], polygon_to_xywh([0, 0, 10, 0, 10, 10, 0, 10]))
     assert np.isnan(boxes[1]).all() and np.isnan(polygons[1]).all()
     np.testing.assert_array_equal(polygons[2], [2, 2, 6, 2, 6, 6, 2, 6])  # a rectangle row in a polygon file
+
+
+def test_sequences_module_never_imports_datasets():
+    """The dependency runs one way: datasets builds on sequences (no import of datasets, not even a lazy one)."""
+    import ast
+    import inspect
+
+    from ocean_ros.eval import sequences
+
+    tree = ast.parse(inspect.getsource(sequences))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported |= {f"{'.' * node.level}{node.module or ''}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+    assert not [name for name in imported if "datasets" in name], imported
+    assert datasets.read_sequence_folder is sequences.read_sequence_folder  # still importable from datasets

@@ -185,10 +185,14 @@ def _initial_box(sequences_dir: Path, seq: str) -> tuple[float, ...]:
 @pytest.mark.parametrize("run", list(GOLDEN_RUNS))
 def test_onnxruntime_tracker_follows_torch_on_golden_runs(run, resnet_graphs, resnet_torch, golden_dir,
                                                          sequences_dir):
+    """Every frame of the run, wherever torch follows TracKit: ONNX Runtime's box within 0.01 px of torch's,
+    until the two search crops start on different pixels. That happens when a centre difference far below
+    0.01 px straddles a rounding boundary of the crop origin (bag, frame 152: 201.0013 vs 200.99996 px); from
+    there on the trackers see crops one pixel apart and nothing is held to 0.01 px."""
     seq, folder, preset = GOLDEN_RUNS[run]
     cfg = TrackerConfig.from_preset(preset, crop_backend="opencv")
     ref_boxes = np.loadtxt(golden_dir / f"{run}.txt", delimiter=",")
-    frames = sorted((sequences_dir / seq / folder).glob("*.jpg"))[:5]
+    frames = sorted((sequences_dir / seq / folder).glob("*.jpg"))
     trackers = [OceanTracker(resnet_torch, cfg), OceanTracker(resnet_graphs, cfg.replace(backend="onnxruntime"))]
     assert trackers[1].backend == "onnxruntime"
     for tracker in trackers:
@@ -196,12 +200,18 @@ def test_onnxruntime_tracker_follows_torch_on_golden_runs(run, resnet_graphs, re
     compared = 0
     for k in range(1, len(frames)):
         image = cv2.imread(str(frames[k]))
-        torch_box, graph_box = (np.array(t.track(image).box_xywh) for t in trackers)
+        centres = [t.target.center for t in trackers]
+        results = [t.track(image) for t in trackers]
+        torch_box, graph_box = (np.array(r.box_xywh) for r in results)
+        origins = {g.crop_origin(c, r.crop_side) for c, r in zip(centres, results, strict=True)}
+        if len(origins) > 1:
+            assert np.abs(np.subtract(*centres)).max() <= TOLERANCE_PX, f"frame {k + 1}: crops apart by more"
+            break
         if np.abs(torch_box - ref_boxes[k]).max() > TOLERANCE_PX:
             break  # torch no longer follows TracKit: nothing to hold the graphs to
         assert np.abs(graph_box - torch_box).max() <= TOLERANCE_PX, f"frame {k + 1}"
         compared += 1
-    assert compared == len(frames) - 1
+    assert compared >= min(len(frames) - 1, 100), compared
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Structure of the follower launch files and parameter files (launch/launch_ros cannot run here)."""
+"""Structure of the follower launch files and parameter files, from their syntax tree (the real `ros2 launch`
+loads them in test_venv_ament_prefix.py where the venv has it)."""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def synthetic_video(frames: int = 6, size: int = 240) -> tuple[list[np.ndarray],
 
 
 def run_online(net: OceanLiteNet) -> list[tuple]:
-    config = TrackerConfig.from_preset("LITE").replace(online=True, online_ratio=0.5, online_update_interval=2)
+    config = TrackerConfig.from_preset("LITE").replace(online=True, online_ratio=0.5, **{"online.update_interval": 2})
     tracker = OceanTracker(net, config, "cpu")
     video, box = synthetic_video()
     tracker.initialize(video[0], box)
@@ -171,7 +171,7 @@ def test_the_shipped_model_carries_the_online_weights():
     assert net.config.online_dim == 64 and net.config.online_layer == 6
     # online on by default (chosen by cross-validation on the 11 validation sequences; model card)
     config = TrackerConfig.from_preset("LITE")
-    assert config.online and config.online_ratio == 0.5 and config.online_search_area_scale == 3.0
+    assert config.online and config.online_ratio == 0.5 and config.online_params.search_area_scale == 3.0
     assert config.lost_threshold == 0.42
     video, box = synthetic_video()
     tracker = OceanTracker(net, config, "cpu")

@@ -25,12 +25,16 @@ import torch
 
 from ocean_ros.core import online as ol
 from ocean_ros.core.checkpoint import load_model
+from ocean_ros.core.config import BLUR_SIGMAS
 from ocean_ros.core.geometry import frame_to_device
 from ocean_ros.core.model import OnlineOceanNet
+from ocean_ros.core.online import augmentation as aug
+from ocean_ros.core.scalars import Numbers
 
 RUNS = {"bag_VOT2019ON": "bag", "ball1_VOT2018ON": "ball1"}
 TOL = 1e-4
 BALL1_FINAL_TOL = 2e-3
+HOST = Numbers(torch.device("cpu"), on_host=True)  # the online state as host numbers (the OpenCV-crop step's)
 
 
 def rel(got, want) -> float:
@@ -66,6 +70,24 @@ def golden_state(run) -> tuple[tuple[float, float], tuple[float, float], float]:
     return pos, size, float(data["init_target_scale"])
 
 
+def update(branch: ol.OnlineBranch, result: ol.OnlineScore, center, size, image_wh) -> tuple[str, bool]:
+    """The step's online update for a target at ``center`` (x, y) of ``size`` (w, h), then the schedule: (flag,
+    whether the filter was re-optimised)."""
+    branch.adopt(result, (*center, *size), image_wh)
+    flag, iterations = branch.finish(int(result.flag))
+    branch.optimise(iterations)
+    return flag, iterations > 0
+
+
+def peak_position(scores: torch.Tensor, window: ol.SampleWindow) -> tuple[float, float]:
+    """Frame position (y, x) of the first maximum of a raw score map [.., H, W] cut with ``window``: a cell is
+    224/(H - 1) sample px; the map centre (H-1)/2, (W-1)/2 sits at the window centre."""
+    height, width = scores.shape[-2:]
+    row, col = divmod(int(scores.reshape(-1).argmax()), width)
+    cell = 224 / (height - 1) * window.scale
+    return window.pos[0] + (row - (height - 1) / 2) * cell, window.pos[1] + (col - (width - 1) / 2) * cell
+
+
 def golden_transforms(data) -> list[ol.Transform]:
     kinds = ol.draw_transforms(ol.OnlineParams(), torch.Generator().manual_seed(0))
     return [ol.Transform(t.kind, (int(s[0]), int(s[1])), t.sigma, t.angle)
@@ -89,7 +111,7 @@ def test_merged_checkpoint_loads_strictly_with_the_classifier(net, golden_dir):
 def test_first_frame_sample_and_features(net, run):
     name, data, _, frames = run
     pos, size, scale = golden_state(run)
-    branch = ol.OnlineBranch(net, ol.OnlineParams(), "cpu")
+    branch = ol.OnlineBranch(net, ol.OnlineParams(), HOST)
     frame_t = frame_to_device(cv2.imread(str(frames[0])), "cpu")
     samples = branch.initial_samples(frame_t, pos, scale, golden_transforms(data))
     patches = torch.from_numpy(data["init_patches"].astype(np.float32))
@@ -175,12 +197,12 @@ def test_tracked_frames_scores_flags_memory_and_updates(net, run):
     name, data, boxes, frames = run
     pos, size, scale = golden_state(run)
     height, width = cv2.imread(str(frames[0])).shape[:2]
-    branch = ol.OnlineBranch(net, ol.OnlineParams(), "cpu")
-    branch.filter = torch.from_numpy(data["filter_final"])
-    branch.memory = ol.SampleMemory(250, (512, 13, 13), "cpu")
-    branch.memory.reset(torch.from_numpy(data["init_feat"]), torch.from_numpy(data["init_boxes"]))
-    branch.pos, branch.target_size, branch.target_scale = pos, size, scale
-    branch.frame_num, branch.feature_size = 1, (13, 13)
+    branch = ol.OnlineBranch(net, ol.OnlineParams(), HOST)
+    branch._filter = torch.from_numpy(data["filter_final"]).clone()  # the reference's first-frame state
+    branch._memory = ol.SampleMemory(250, (512, 13, 13), "cpu")
+    branch._memory.reset(torch.from_numpy(data["init_feat"]), torch.from_numpy(data["init_boxes"]))
+    branch.target.load([*pos, *size])
+    branch.target_scale, branch.frame_num, branch.feature_size, branch.initialised = scale, 1, (13, 13), True
     opt = net.classifier.filter_optimizer
     tracked = sum(1 for key in data if key.endswith("_test_x"))
     updates = 0
@@ -190,11 +212,11 @@ def test_tracked_frames_scores_flags_memory_and_updates(net, run):
         # ball1's filter is ill-conditioned (below): its scores inherit the filter's CPU-dependent rounding
         score_tol = BALL1_FINAL_TOL if name.startswith("ball1") else TOL
         assert rel(result.scores, data[f"f{k}_scores_raw"]) < score_tol, (name, k)
-        assert ol.flag_name(int(result.flag_code)) == data["flags"][k - 1], (name, k)
+        assert ol.flag_name(result.flag) == data["flags"][k - 1], (name, k)
         result = result._replace(features=torch.from_numpy(data[f"f{k}_test_x"]))
-        before = branch.filter
+        before = branch.filter.clone()
         x, y, w, h = boxes[k]
-        flag, updated = branch.update(result, (x + w / 2, y + h / 2), (w, h), (width, height))
+        flag, updated = update(branch, result, (x + w / 2, y + h / 2), (w, h), (width, height))
         assert updated == (f"f{k}_filter_updated" in data), (name, k, flag)
         if updated:
             updates += 1
@@ -207,31 +229,43 @@ def test_tracked_frames_scores_flags_memory_and_updates(net, run):
                 before = opt.step(before, feat, targets, weights)
                 losses.append(float(opt.loss(before, feat, targets, weights)))
             assert all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
-            branch.filter = torch.from_numpy(data[f"f{k}_filter_updated"])
+            branch.filter.copy_(torch.from_numpy(data[f"f{k}_filter_updated"]))
     assert updates == 2
 
 
 # ------------------------------------------------------------------------------------------ the rules
 def test_memory_weight_rule_matches_hand_computed_weights():
     lr = 0.1
-    w = torch.zeros(5, dtype=torch.float64)
-    w[:2] = 0.5
-    w, slot = ol.update_sample_weights(w, None, 2, lr)  # first update: old / 0.9, new = 0.1, renormalise
+    memory = ol.SampleMemory(5, (1,), "cpu")
+    memory.weights = torch.zeros(5, dtype=torch.float64)  # the rule in float64, to check it to 1e-15
+
+    def add(rate: float) -> tuple[torch.Tensor, int]:
+        memory.add(torch.zeros(1, 1), torch.zeros(4), rate)
+        return memory.weights, int(memory.previous)
+
+    memory.weights[:2] = 0.5
+    memory.count_t.fill_(2)
+    w, slot = add(lr)  # first update: old / 0.9, new = 0.1, renormalise
     total = 0.5 / 0.9 * 2 + 0.1
     expected = [0.5 / 0.9 / total, 0.5 / 0.9 / total, 0.1 / total, 0, 0]
     assert slot == 2
     torch.testing.assert_close(w, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-15)
-    w, slot = ol.update_sample_weights(w, 2, 3, lr)  # new = previous new / 0.9
+    w, slot = add(lr)  # new = previous new / 0.9
     raw = [expected[0], expected[1], expected[2], expected[2] / 0.9, 0]
     assert slot == 3
     torch.testing.assert_close(w, torch.tensor(raw, dtype=torch.float64) / sum(raw), rtol=0, atol=1e-15)
-    w = torch.tensor([0.3, 0.1, 0.2, 0.25, 0.15], dtype=torch.float64)
-    w, slot = ol.update_sample_weights(w, 4, 5, 0.02)  # full: replace the lowest weight (slot 1)
+    memory.weights.copy_(torch.tensor([0.3, 0.1, 0.2, 0.25, 0.15], dtype=torch.float64))
+    memory.count_t.fill_(5)
+    memory.previous.fill_(4)
+    w, slot = add(0.02)  # full: replace the lowest weight (slot 1)
     raw = [0.3, 0.15 / 0.98, 0.2, 0.25, 0.15]
-    assert int(slot) == 1
+    assert slot == 1
     torch.testing.assert_close(w, torch.tensor(raw, dtype=torch.float64) / sum(raw), rtol=0, atol=1e-15)
-    w, slot = ol.update_sample_weights(w, 1, 6, 1.0)  # learning rate 1 keeps the new sample only
+    w, slot = add(1.0)  # learning rate 1 keeps the new sample only
     assert slot == 0 and w.tolist() == [1, 0, 0, 0, 0]
+    weights, count = memory.weights.clone(), memory.count
+    memory.add(torch.ones(1, 1), torch.ones(4), lr, torch.tensor(False))  # a masked write changes nothing
+    assert torch.equal(memory.weights, weights) and memory.count == count and float(memory.features[0]) == 0
 
 
 def test_memory_is_preallocated_and_replaces_the_lowest_weight():
@@ -300,10 +334,10 @@ def test_localisation_flags():
 
 def test_sample_window_geometry():
     window = ol.sample_window((100.7, 50.2), 404.62, 224)  # TracKit: truncate, round the side, floor halves
-    assert (window.top, window.left, window.rows, window.step) == (100 - 202, 50 - 202, 405, 1)
+    assert (window.top, window.left, window.size, window.step) == (100 - 202, 50 - 202, 405, 1)
     assert window.pos == (100.0, 50.0) and window.scale == pytest.approx(405 / 224)
     big = ol.sample_window((301.0, 400.0), 3 * 224.0, 224)  # pre-decimation by int(3 - 0.1) = 2
-    assert big.step == 2 and big.offset == (1, 0) and big.rows == 336
+    assert big.step == 2 and big.offset == (1, 0) and big.size == 336
     assert big.scale == pytest.approx(3.0)
 
 
@@ -343,15 +377,15 @@ def synthetic_sequence(count: int = 40, side: int = 40):
 @torch.inference_mode()
 def test_online_branch_alone_follows_a_target_past_a_look_alike(net):
     frames, centres, gaps, image_wh, side = synthetic_sequence()
-    branch = ol.OnlineBranch(net, ol.OnlineParams(), "cpu")
+    branch = ol.OnlineBranch(net, ol.OnlineParams(), HOST)
     branch.initialize(frame_to_device(frames[0], "cpu"), centres[0], (side, side))
     errors, flags = [], []
     for frame, (cx, cy) in zip(frames[1:], centres[1:], strict=True):
         result = branch.score(frame_to_device(frame, "cpu"))
-        py, px = ol.peak_position(result.scores, result.window, 224)
+        py, px = peak_position(result.scores, result.window)
         cell = 224 / 13 * result.window.scale
         errors.append(math.hypot(py - cy, px - cx) / cell)
-        flag, _ = branch.update(result, (px, py), (side, side), image_wh)  # its own estimate, fixed size
+        flag, _ = update(branch, result, (px, py), (side, side), image_wh)  # its own estimate, fixed size
         flags.append(flag)
     within = sum(e <= 1.5 for e in errors) / len(errors)
     assert within >= 0.9, errors
@@ -366,10 +400,10 @@ def test_windowed_rotation_and_blur_equal_the_whole_image_then_crop(shift):
     """The initial augmentation rotates and blurs only the output window: bit-identical to transforming the whole
     expanded crop and cutting the window (also where the window reaches the replicated border)."""
     image = torch.rand(1, 3, 448, 448, generator=torch.Generator().manual_seed(3)) * 255
-    rows, cols = ol._output_taps(448, shift, 224, image.device)
+    rows, cols = aug._output_taps(448, shift, 224, image.device)
     for angle in (5, -45, 60):
-        whole = ol._crop_to_output(ol._rotate(image, angle), shift, 224)
-        assert torch.equal(ol._rotate(image, angle, rows, cols), whole)
-    for sigma in ol.BLUR_SIGMAS:
-        whole = ol._crop_to_output(ol._blur(image, sigma), shift, 224)
-        assert torch.equal(ol._blurred_window(image, sigma, shift, 224), whole)
+        whole = aug._crop_to_output(aug._rotate(image, angle), shift, 224)
+        assert torch.equal(aug._rotate(image, angle, rows, cols), whole)
+    for sigma in BLUR_SIGMAS:
+        whole = aug._crop_to_output(aug._blur(image, sigma), shift, 224)
+        assert torch.equal(aug._blurred_window(image, sigma, shift, 224), whole)

@@ -120,15 +120,15 @@ def test_online_config_needs_the_classifier(checkpoints):
 
 def test_online_settings_at_run_time_and_reset(online_net, sequences_dir):
     frames = frames_of(sequences_dir, "Crossing")
-    config = TrackerConfig.from_preset("ONLINE", online_augmentation=False, online_init_iterations=5)
+    config = TrackerConfig.from_preset("ONLINE", **{"online.augmentation": False, "online.init_iterations": 5})
     tracker = OceanTracker(online_net, config)
     tracker.initialize(cv2.imread(str(frames[0])), initial_box(sequences_dir, "Crossing"))
     assert tracker.online_branch.memory.stored == 1
-    tracker.update_config(online_learning_rate=0.01, online_hard_negative_threshold=0.6, online_ratio=0.5)
+    tracker.update_config(online_ratio=0.5, **{"online.learning_rate": 0.01, "online.hard_negative_threshold": 0.6})
     assert tracker.online_branch.params.learning_rate == 0.01
     assert tracker.online_branch.params.hard_negative_threshold == 0.6
-    with pytest.raises(ValueError, match="online_memory_size"):
-        tracker.update_config(online_memory_size=100)
+    with pytest.raises(ValueError, match="online.memory_size"):
+        tracker.update_config(**{"online.memory_size": 100})
     tracker.track(cv2.imread(str(frames[1])))
     tracker.reset()
     assert tracker.state is TrackState.IDLE and tracker.online_branch.filter is None
@@ -137,9 +137,9 @@ def test_online_settings_at_run_time_and_reset(online_net, sequences_dir):
 
 
 def test_config_rejects_a_memory_smaller_than_the_initial_samples():
-    with pytest.raises(ValueError, match="online_memory_size=30"):
-        TrackerConfig.from_preset("ONLINE", online_memory_size=30)
-    assert TrackerConfig.from_preset("ONLINE", online_memory_size=2, online_augmentation=False)
+    with pytest.raises(ValueError, match="online.memory_size=30"):
+        TrackerConfig.from_preset("ONLINE", **{"online.memory_size": 30})
+    assert TrackerConfig.from_preset("ONLINE", **{"online.memory_size": 2, "online.augmentation": False})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,7 +1,8 @@
-"""The static per-frame step (fixed device buffers, CUDA-graph ready): parity, buffer reuse, fallback, async.
+"""The step with device numbers (static and graph modes: fixed buffers, CUDA-graph ready) against the same step with
+host numbers (classic mode, OpenCV crops): parity, buffer reuse, fallback, async.
 
-On CPU the static step runs eagerly, so every number it produces is checked here in CI; the golden ResNet runs
-are checked in lockstep inside ``test_tracker.test_parity_with_golden_run``. The CUDA tests skip without a GPU.
+On CPU the device-number step runs eagerly, so every number it produces is checked here in CI; the golden ResNet
+runs are checked in lockstep inside ``test_tracker.test_parity_with_golden_run``. The CUDA tests skip without a GPU.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from lockstep import MemoNet
 
 from ocean_ros.core.checkpoint import checkpoint_preset, load_model
 from ocean_ros.core.config import TrackerConfig
-from ocean_ros.core.graphs import GraphCache
-from ocean_ros.core.static_step import GraphCaptureError, capture_graph
+from ocean_ros.core.graphs import GraphCache, GraphCaptureError, capture_graph
 from ocean_ros.core.tracker import OceanTracker
 from ocean_ros.eval.sequences import open_sequence
 from ocean_ros.models import DEFAULT_MODEL
@@ -67,11 +67,11 @@ def test_buffers_are_reused_across_frames_and_targets(lite_net, lite_config, seq
     frames, box = first_frames(sequences_dir, "Crossing", 12)
     tracker = OceanTracker(lite_net, lite_config, "cpu", step_mode="static")
     tracker.initialize(frames[0], box)
-    (step,) = tracker.static_steps
+    (step,) = tracker.steps
 
     def addresses() -> list[int]:
         zf = [step.zf] if isinstance(step.zf, torch.Tensor) else list(step.zf)
-        buffers = [step.frame, step.state, step.result, step.params, step.fill, step.bounds, *zf]
+        buffers = [step.frame, step.state.tensor, step.result.tensor, step.params.tensor, step.fill, *zf]
         return [t.data_ptr() for t in buffers]
 
     before = addresses()
@@ -81,7 +81,7 @@ def test_buffers_are_reused_across_frames_and_targets(lite_net, lite_config, seq
     tracker.initialize(frames[6], box)  # a new target of the same search size: same step, same buffers
     for frame in frames[7:]:
         tracker.track(frame)
-    assert tracker.static_steps == (step,)
+    assert tracker.steps == (step,)
     assert addresses() == before
     assert tracker.crop_backend == "torch"
 
@@ -99,8 +99,8 @@ def test_graph_mode_without_cuda_falls_back_once_with_a_warning(lite_net, lite_c
     warnings = [r for r in caplog.records if "CUDA graph capture failed" in r.getMessage()]
     assert len(warnings) == 1 and "CUDA device" in warnings[0].getMessage()
     assert graph.graph_failure is not None
-    assert all(not step.graphed and not step.use_graph for step in graph.static_steps)
-    assert len(graph.static_steps) == 2
+    assert all(not step.graphed and not step.use_graph for step in graph.steps)
+    assert len(graph.steps) == 2
     for a, b in results:
         assert a == b
 
@@ -173,7 +173,7 @@ def test_static_step_with_the_online_branch_matches_the_classic_step(online_chec
     frames, box = first_frames(sequences_dir, "Crossing", 12)
     net, _ = load_model(online_checkpoint, device="cpu", dtype=torch.float32)
     memo = MemoNet(net)
-    config = TrackerConfig.from_preset("ONLINE", online_update_interval=3)
+    config = TrackerConfig.from_preset("ONLINE", **{"online.update_interval": 3})
     classic = OceanTracker(memo, config, "cpu", step_mode="classic")
     static = OceanTracker(memo, config, "cpu", step_mode="static")
     for tracker in (classic, static):
@@ -186,8 +186,8 @@ def test_static_step_with_the_online_branch_matches_the_classic_step(online_chec
         updates += a.online_updated
         assert "online" in b.timings
     assert updates >= 2  # the filter was re-optimised on the way
-    assert static.static_online.stored == classic.online_branch.memory.stored
-    torch.testing.assert_close(static.static_online.filter, classic.online_branch.filter, atol=1e-6, rtol=1e-5)
+    assert static.online_branch.memory.stored == classic.online_branch.memory.stored
+    torch.testing.assert_close(static.online_branch.filter, classic.online_branch.filter, atol=1e-6, rtol=1e-5)
 
 
 # --- CUDA (skip without a GPU)
@@ -203,7 +203,7 @@ def test_cuda_graph_matches_eager_and_allocates_nothing_per_frame(lite_config, s
         tracker.initialize(frames[0], box)
     for frame in frames[1:6]:
         graph.track(frame), eager.track(frame)
-    assert graph.graph_failure is None and all(s.graphed for s in graph.static_steps)
+    assert graph.graph_failure is None and all(s.graphed for s in graph.steps)
     torch.cuda.synchronize()
     allocs = torch.cuda.memory_stats()["allocation.all.allocated"]
     boxes = [graph.track(f).box_xywh for f in frames[6:]]

@@ -21,7 +21,7 @@ from torch import nn
 
 from ocean_ros.core import geometry as g
 from ocean_ros.core import siamese as sm
-from ocean_ros.core.config import TrackerConfig
+from ocean_ros.core.config import StepParams, TrackerConfig
 from ocean_ros.core.model import OceanOutput
 from ocean_ros.core.tracker import OceanTracker, to_bgr
 from ocean_ros.core.types import Box, TrackResult, TrackState
@@ -87,12 +87,13 @@ def _explain_departure(tracker: OceanTracker, frame: np.ndarray, expected_box: n
     """Recompute the selection map for ``frame`` from the tracker's state before it and compare the cell we
     chose with the cell that reproduces the reference box; returns a description with their score gap."""
     cfg = tracker.config
-    size_s = tracker._search_size
+    step = tracker._step
+    size_s = step.search_size
     scale_z, side = g.search_crop_side(*tracker._size, cfg.context_amount, cfg.exemplar_size, size_s)
-    x = g.crop_opencv(frame, tracker._center, size_s, side, tracker._avg_chans)
+    x = g.crop_opencv(frame, tracker._center, size_s, side, step.avg_chans)
     with torch.inference_mode():
-        out = tracker.model.track(x, tracker._zf, use_align=cfg.align)
-    grid = tracker._grids[size_s]
+        out = tracker.model.track(x, step.zf, use_align=cfg.align)
+    grid = step.grid
     score = sm.fuse_scores(out.cls, out.align, cfg.align_ratio)
     x1, y1, x2, y2 = sm.decode_boxes(out.reg, grid)
     target = (tracker._size[0] * scale_z, tracker._size[1] * scale_z)
@@ -101,15 +102,11 @@ def _explain_departure(tracker: OceanTracker, frame: np.ndarray, expected_box: n
     flat = pscore.reshape(-1)
     best = int(torch.argmax(flat))
     for cell in torch.argsort(flat, descending=True).tolist():
-        step = sm.StepResult(
-            *divmod(cell, grid.score_size),
-            float((x1 + x2).reshape(-1)[cell]) / 2, float((y1 + y2).reshape(-1)[cell]) / 2,
-            float((x2 - x1).reshape(-1)[cell]), float((y2 - y1).reshape(-1)[cell]),
-            float(score.reshape(-1)[cell]), float(penalty.reshape(-1)[cell]), float(flat[cell]),
-        )
-        center, size, _ = sm.update_state(tracker._center, tracker._size, step, scale_z, size_s, cfg.lr,
-                                          tracker._image_wh)
-        box = np.array(Box.from_center(*center, *size))
+        at = [float(m.reshape(-1)[cell]) for m in (x1, y1, x2, y2, score, penalty)]
+        peak = sm.Peak(cell, *at, float(flat[cell]))
+        state, _ = sm.update_state((*tracker._center, *tracker._size), peak, scale_z, size_s, cfg.lr,
+                                   tracker._image_wh)
+        box = np.array(Box.from_center(*state))
         if np.abs(box - expected_box).max() <= TOLERANCE_PX:
             gap = float(flat[best] - flat[cell])
             ours, theirs = divmod(best, grid.score_size), divmod(cell, grid.score_size)
@@ -173,6 +170,14 @@ def test_torch_backend_follows_golden_run(golden_net, golden_dir, sequences_dir)
 
 
 # --- the Siamese step on hand-made maps
+def select_peak(score, boxes, grid, target_wh, params: StepParams, online=None) -> tuple[int, int, sm.Peak]:
+    """(row, col, values) of the cell the step picks."""
+    picks = sm.peak_picks(score, boxes, grid, *target_wh, params.penalty_k, params.window_influence, online,
+                          params.online_ratio)
+    peak = sm.Peak(*picks.tolist())
+    return (*divmod(int(peak.index), grid.score_size), peak)
+
+
 def _flat_maps(n: int, logit: float = 0.0):
     cls = torch.full((1, 1, n, n), logit)
     reg = torch.full((1, 4, n, n), 10.0)
@@ -191,11 +196,11 @@ def test_step_decodes_boxes_on_the_grid():
 def test_step_argmax_takes_first_cell_on_exact_ties():
     grid = sm.make_score_grid(255, "cpu")
     cls, reg = _flat_maps(25)
-    params = sm.StepParams(penalty_k=0.1, window_influence=0.0, lr=0.5)
+    params = StepParams(penalty_k=0.1, window_influence=0.0, lr=0.5)
     score, boxes = sm.fuse_scores(cls, None, 0.9), sm.decode_boxes(reg, grid)
-    step = sm.select_peak(score, boxes, grid, (20.0, 20.0), params)
-    assert (step.row, step.col) == (0, 0)
-    assert step.score == 0.5 and step.penalty == 1.0 and (step.w, step.h) == (20.0, 20.0)
+    row, col, step = select_peak(score, boxes, grid, (20.0, 20.0), params)
+    assert (row, col) == (0, 0)
+    assert step.score == 0.5 and step.penalty == 1.0 and (step.x2 - step.x1, step.y2 - step.y1) == (20.0, 20.0)
 
 
 def test_step_penalty_window_and_align_fusion():
@@ -205,9 +210,9 @@ def test_step_penalty_window_and_align_fusion():
     score = sm.fuse_scores(cls, align, 0.93)
     expected = 0.93 * torch.sigmoid(torch.tensor(1.0)) + 0.07 * torch.sigmoid(torch.tensor(-1.0))
     assert torch.allclose(score, expected.expand(27, 27))
-    params = sm.StepParams(penalty_k=0.2, window_influence=0.4, lr=0.7)
-    step = sm.select_peak(score, sm.decode_boxes(reg, grid), grid, (40.0, 10.0), params)
-    assert (step.row, step.col) == (13, 13)  # uniform maps: the window decides
+    params = StepParams(penalty_k=0.2, window_influence=0.4, lr=0.7)
+    row, col, step = select_peak(score, sm.decode_boxes(reg, grid), grid, (40.0, 10.0), params)
+    assert (row, col) == (13, 13)  # uniform maps: the window decides
     # target 40x10 vs predicted 20x20: s_c = size ratio, r_c = 4
     s_c = np.sqrt((20 + 20) * (20 + 20)) / np.sqrt((40 + 25) * (10 + 25))
     s_c = max(s_c, 1 / s_c)
@@ -220,25 +225,25 @@ def test_step_online_map_hook_is_resized_and_blended():
     cls, reg = _flat_maps(25)
     online = torch.zeros(14, 14)
     online[2, 11] = 50.0
-    params = sm.StepParams(penalty_k=0.1, window_influence=0.3, lr=0.5, online_ratio=0.7)
+    params = StepParams(penalty_k=0.1, window_influence=0.3, lr=0.5, online_ratio=0.7)
     boxes = sm.decode_boxes(reg, grid)
-    plain = sm.select_peak(sm.fuse_scores(cls, None, 1.0), boxes, grid, (20.0, 20.0), params)
-    fused = sm.select_peak(sm.fuse_scores(cls, None, 1.0), boxes, grid, (20.0, 20.0), params, online)
-    assert (plain.row, plain.col) == (12, 12)
-    assert fused.row < 12 < fused.col  # pulled towards the online peak (upper right)
+    plain = select_peak(sm.fuse_scores(cls, None, 1.0), boxes, grid, (20.0, 20.0), params)
+    fused = select_peak(sm.fuse_scores(cls, None, 1.0), boxes, grid, (20.0, 20.0), params, online)
+    assert plain[:2] == (12, 12)
+    assert fused[0] < 12 < fused[1]  # pulled towards the online peak (upper right)
     resized = sm.resize_online_map(online, 25).numpy()
     reference = cv2.resize(online.numpy(), (25, 25), interpolation=cv2.INTER_CUBIC)
     np.testing.assert_allclose(resized, reference, atol=1e-4)
 
 
 def test_update_state_lr_squared_rule_and_clipping():
-    step = sm.StepResult(12, 12, 127.0 + 8.0, 127.0, 30.0, 60.0, 0.8, 0.5, 0.0)
-    (cx, cy), (w, h), rate = sm.update_state((50.0, 40.0), (20.0, 20.0), step, 2.0, 255, 0.5, (100, 80))
+    step = sm.Peak(312, 120.0, 97.0, 150.0, 157.0, 0.8, 0.5, 0.0)  # box centre (135, 127), 30 x 60
+    (cx, cy, w, h), rate = sm.update_state((50.0, 40.0, 20.0, 20.0), step, 2.0, 255, 0.5, (100, 80))
     assert rate == pytest.approx(0.2)
     assert (cx, cy) == pytest.approx((54.0, 40.0))
     assert w == pytest.approx((1 - 0.04) * 20 + 0.04 * 15) and h == pytest.approx((1 - 0.04) * 20 + 0.04 * 30)
-    far = step._replace(cx=127.0 - 400.0, w=2.0, h=2000.0, penalty=1.0, score=1.0)
-    (cx, _), (w, h), _ = sm.update_state((50.0, 40.0), (20.0, 20.0), far, 2.0, 255, 1.0, (100, 80))
+    far = step._replace(x1=-274.0, x2=-272.0, y1=-873.0, y2=1127.0, penalty=1.0, score=1.0)  # centre x -273, 2 x 2000
+    (cx, _, w, h), _ = sm.update_state((50.0, 40.0, 20.0, 20.0), far, 2.0, 255, 1.0, (100, 80))
     assert cx == 0.0 and w == 10.0 and h == 80.0
 
 

@@ -10,20 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from launch_ast import calls, console_scripts, keyword
+from launch_ast import calls, console_scripts, keyword, launch_arguments
 
 from ocean_ros.core.config import TrackerConfig
 from ocean_ros.ros.node_config import NodeConfig
 
 LAUNCH = REPO_ROOT / "launch" / "tracker.launch.py"
-
-
-def launch_arguments(tree: ast.AST) -> dict[str, str]:
-    """The ARGUMENTS mapping (name -> description) of the launch file."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ARGUMENTS" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError("tracker.launch.py declares no ARGUMENTS")
 
 
 def test_launch_starts_the_installed_lifecycle_node_with_documented_arguments():
@@ -63,7 +55,7 @@ def test_shipped_yaml_is_generated_from_the_schemas():
 def test_yaml_names_every_parameter_and_its_active_keys_configure():
     text = (REPO_ROOT / "config" / "tracker.yaml").read_text()
     names = {spec.name for spec in (*TrackerConfig.parameters(), *NodeConfig.parameters())}
-    mentioned = set(re.findall(r"^\s+#? ?(\w+): ", text, re.M))
+    mentioned = set(re.findall(r"^\s+#? ?([\w.]+): ", text, re.M))
     assert names <= mentioned
     (values,) = [v["ros__parameters"] for v in yaml.safe_load(text).values()]
     tracker_keys = {s.name for s in TrackerConfig.parameters()}

@@ -1,4 +1,9 @@
-"""Drive a real ``ocean_tracker`` process from a test: publish frames, send inits, collect outputs."""
+"""Drive a real ``ocean_tracker`` from a test: publish frames, send inits, collect outputs.
+
+The node is either its own process (transport and lifecycle tests) or a :class:`TrackerNode` in the test's own
+session (:func:`start_local_tracker`): frames then go straight to its image callback, everything else (init and
+reset services, outputs) still over ROS.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from typing import Any
 import numpy as np
 from ros_helpers import NodeProcess, RosSession, console_script
 
-from ocean_ros.ros.image_conversion import array_to_image, bgr8_to_compressed
-from ocean_ros.ros.session import call_service
+from ocean_ros.rostools.camera import CameraPublisher, camera_message, header_at
+from ocean_ros.rostools.session import call_service
 
 
 def stamp_ns(stamp: Any) -> int:
@@ -19,9 +24,7 @@ def stamp_ns(stamp: Any) -> int:
 
 
 def make_stamp(ns: int) -> Any:
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return header_at(ns).stamp
 
 
 def node_argv(namespace: str, params: dict[str, Any]) -> list[str]:
@@ -40,14 +43,15 @@ class Sent:
 
 
 class TrackerHarness:
-    """A test-side peer of one tracker node: image publisher, init/reset clients, output collectors."""
+    """A test-side peer of one tracker node: image publisher, init/reset clients, output collectors.
 
-    def __init__(self, session: RosSession, namespace: str, compressed: bool = False) -> None:
+    With ``local`` (a TrackerNode spun by ``session``) frames are handed to its image callback directly.
+    """
+
+    def __init__(self, session: RosSession, namespace: str, compressed: bool = False, local: Any = None) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from ocean_ros_msgs.msg import TargetInit, TrackerStatus
         from ocean_ros_msgs.srv import InitTarget
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CompressedImage, Image
         from std_srvs.srv import Trigger
         from vision_msgs.msg import Detection2D, Detection2DArray
 
@@ -55,11 +59,10 @@ class TrackerHarness:
         self.session = session
         self.ns = namespace
         self.compressed = compressed
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        if compressed:
-            self.image_pub = node.create_publisher(CompressedImage, f"{namespace}/image/compressed", reliable)
-        else:
-            self.image_pub = node.create_publisher(Image, f"{namespace}/image", reliable)
+        self.local = local
+        self.camera = None if local is not None else CameraPublisher(
+            node, f"{namespace}/image" + ("/compressed" if compressed else ""), compressed=compressed, reliable=True,
+            depth=50)
         base = f"{namespace}/ocean_tracker"
         self.init_pub = node.create_publisher(TargetInit, f"{base}/init", 10)
         self.init_det_pub = node.create_publisher(Detection2D, f"{base}/init_detection", 10)
@@ -74,14 +77,12 @@ class TrackerHarness:
     def wait_ready(self, timeout: float = 90.0, probe: bool = True) -> None:
         """Wait until the node serves init requests and sees our image publisher (and answers a probe frame)."""
         assert self.init_client.wait_for_service(timeout_sec=timeout), "tracker node did not come up"
-        deadline = time.monotonic() + 20
-        while self.image_pub.get_subscription_count() < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.image_pub.get_subscription_count() >= 1, "tracker node does not subscribe to the image topic"
+        if self.camera is not None:
+            assert self.camera.wait_subscribers(1, 20), "tracker node does not subscribe to the image topic"
         if not probe:
             return
-        # The node's subscription is best effort: frames sent before both sides matched are lost. Probe with
-        # small frames until one is answered, so that the test's own frames are not.
+        # Outputs published before both sides matched are lost, and so are frames over the best-effort image
+        # subscription: probe with small frames until one is answered, so that the test's own frames are not.
         probe = np.zeros((48, 64, 3), np.uint8)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -96,20 +97,16 @@ class TrackerHarness:
         return self._clock_ns
 
     def publish(self, frame_bgr: np.ndarray, stamp: int | None = None, encoding: str = "bgr8", raw: Any = None) -> Sent:
-        """Publish one frame (BGR array) with ``stamp`` (ns; default: the next 30 Hz stamp)."""
-        from std_msgs.msg import Header
-
+        """Publish one frame (BGR array, or the message ``raw``) with ``stamp`` (ns; default: the next 30 Hz
+        stamp); to a local node, straight into its image callback."""
         stamp = self.next_stamp() if stamp is None else stamp
-        header = Header(frame_id="camera", stamp=make_stamp(stamp))
-        if raw is not None:
-            msg = raw
-            msg.header = header
-        elif self.compressed:
-            msg = bgr8_to_compressed(frame_bgr, "jpeg", 95, header)
+        if self.camera is not None:
+            header = self.camera.publish(frame_bgr, stamp, raw=raw, encoding=encoding)
         else:
-            array = frame_bgr if encoding == "bgr8" else np.ascontiguousarray(frame_bgr[:, :, ::-1])
-            msg = array_to_image(array, encoding, header)
-        self.image_pub.publish(msg)
+            header = header_at(stamp)
+            msg = raw if raw is not None else camera_message(frame_bgr, header, encoding, self.compressed)
+            msg.header = header
+            (self.local.on_compressed if self.compressed else self.local.on_image)(msg)
         sent = Sent(stamp, header)
         self.sent.append(sent)
         return sent
@@ -154,3 +151,24 @@ class TrackerHarness:
 def start_tracker(node_process: Any, namespace: str, checkpoint: Path, **params: Any) -> NodeProcess:
     values = {"checkpoint": str(checkpoint), "device": "cpu", "preset": "GOT10K", **params}
     return node_process(node_argv(namespace, values))
+
+
+def start_local_tracker(session: RosSession, namespace: str, checkpoint: Path | str, factory: Any = None,
+                        **params: Any) -> Any:
+    """A TrackerNode in ``session``'s context, spun by its executor, with ``params`` (checkpoint and device cpu
+    unless given); stop it with :func:`stop_local_tracker` before the session closes."""
+    from rclpy.parameter import Parameter
+
+    from ocean_ros.ros.tracker_node import TrackerNode
+
+    values = {"checkpoint": str(checkpoint), "device": "cpu", **params}
+    node = TrackerNode(factory, context=session.context, namespace=namespace,
+                       parameter_overrides=[Parameter(name, value=value) for name, value in values.items()])
+    session.executor.add_node(node)
+    return node
+
+
+def stop_local_tracker(session: RosSession, node: Any) -> None:
+    session.executor.remove_node(node)
+    node.trigger_shutdown()
+    node.destroy_node()

@@ -237,9 +237,17 @@ def load_model(
     rounding; its state dict then no longer matches the file, so pass ``fuse=False`` to fine-tune or re-save it).
     Raises CheckpointError on any mismatch.
     """
+    return model_from_read(*_read(path), device=device, dtype=dtype, fuse=fuse)
+
+
+def model_from_read(
+    state: dict[str, Tensor], meta: dict[str, Any], device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32, fuse: bool = True,
+) -> tuple[OceanNet | OceanLiteNet, dict[str, Any]]:
+    """:func:`load_model` on a file already read by :func:`read_checkpoint` (its tensors and metadata)."""
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
-    state, meta = _read(path)
+    meta = dict(meta)
     if _is_lite(state, meta):
         return _load_lite(state, meta, device, dtype, fuse)
     config = infer_net_config(state)

@@ -1,77 +1,46 @@
 """The single schema of every tracker tunable, its validation and the published TracKit presets.
 
 Each field of :class:`TrackerConfig` carries metadata (description with units, allowed range or choices,
-whether it may change while a target is tracked). The ROS parameter layer and the YAML files are derived from
-:meth:`TrackerConfig.parameters`; nothing else defines tunables.
+whether it may change while a target is tracked, whether the per-frame step holds it in its parameter buffer).
+The online classifier's tunables are a nested group, :class:`OnlineParams` (``TrackerConfig.online_params``),
+whose flat names are ``online.<field>``. The ROS parameter layer, the YAML files, the README table and the step's
+parameter buffer (:data:`StepParams`) are derived from :meth:`TrackerConfig.parameters`; nothing else defines
+tunables, so adding one is one field here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+from collections import namedtuple
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .schema import ParamSpec, check_fields, check_value, group_field, param_field, schema_of
 
 __all__ = [
+    "BLUR_SIGMAS",
     "CUSTOM_PRESET",
     "PRESETS",
+    "RELATIVE_SHIFTS",
+    "ROTATIONS",
+    "OnlineParams",
     "ParamSpec",
+    "StepParams",
     "TrackerConfig",
     "check_value",
+    "group_field",
     "param_field",
     "preset_names",
     "schema_of",
+    "step_params",
 ]
 
 CUSTOM_PRESET = "custom"
 CROP_BACKENDS = ("auto", "opencv", "torch")
 NETWORK_BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """Metadata of one tunable: what the ROS layer needs to declare it as a parameter."""
-
-    name: str
-    type: type
-    default: Any
-    description: str
-    range: tuple[float, float] | None = None
-    choices: tuple[Any, ...] | None = None
-    runtime_safe: bool = False
-
-
-def param_field(
-    default: Any,
-    description: str,
-    *,
-    range: tuple[float, float] | None = None,
-    choices: tuple[Any, ...] | None = None,
-    runtime_safe: bool = False,
-) -> Any:
-    """A dataclass field carrying :class:`ParamSpec` metadata (for schema classes such as TrackerConfig)."""
-    meta = {"description": description, "range": range, "choices": choices, "runtime_safe": runtime_safe}
-    return field(default=default, metadata=meta)
-
-
-def schema_of(cls: type) -> tuple[ParamSpec, ...]:
-    """The :class:`ParamSpec` of every field of a dataclass built with :func:`param_field`, in order."""
-    specs = []
-    for f in dataclasses.fields(cls):
-        meta = f.metadata
-        specs.append(
-            ParamSpec(
-                name=f.name,
-                type=type(f.default),
-                default=f.default,
-                description=meta["description"],
-                range=meta["range"],
-                choices=meta["choices"],
-                runtime_safe=meta["runtime_safe"],
-            )
-        )
-    return tuple(specs)
+SEARCH_SIDES = (135, 639)  # allowed search crop sides (px)
+UNIT = (0.0, 1.0)  # the range of weights, rates and scores that are fractions
 
 
 # Values of TracKit's experiments/test/*/Ocean.yaml (spec §5.8); fields not named keep the dataclass default.
@@ -112,8 +81,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "LITE": dict(
         total_stride=16, penalty_k=0.16, lr=0.15, window_influence=0.35, small_sz=287, big_sz=255,
         context_amount=0.45, align=False, align_ratio=1.0,
-        online=True, online_ratio=0.5, online_update_interval=10, online_search_area_scale=3.0,
-        lost_threshold=0.42,
+        online=True, online_ratio=0.5, lost_threshold=0.42,
+        **{"online.update_interval": 10, "online.search_area_scale": 3.0},
     ),
 }
 
@@ -121,6 +90,108 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset_names() -> tuple[str, ...]:
     """Names accepted by :meth:`TrackerConfig.from_preset`."""
     return tuple(PRESETS)
+
+
+# The initial augmentation of TracKit's ONLINE.yaml (fixed lists, not tunables): relative shifts (dy, dx) in half
+# sample sides, blur sigmas (vertical, horizontal) in pixels, rotations in degrees.
+RELATIVE_SHIFTS = ((0.6, 0.6), (-0.6, 0.6), (0.6, -0.6), (-0.6, -0.6))
+BLUR_SIGMAS = ((2.0, 0.2), (0.2, 2.0), (3.0, 1.0), (1.0, 3.0), (2.0, 2.0))
+ROTATIONS = (5, -5, 10, -10, 20, -20, 30, -30, 45, -45, -60, 60)
+
+
+@dataclass(frozen=True)
+class OnlineParams:
+    """The online classifier's tunables (TracKit's experiments/test/VOT/ONLINE.yaml; used only when
+    ``TrackerConfig.online`` is set). Nested in :class:`TrackerConfig` as ``online_params``; outside Python (ROS
+    parameters, YAML, ``from_dict``) each is named ``online.<field>``."""
+
+    PREFIX: ClassVar[str] = "online"
+
+    search_area_scale: float = param_field(
+        4.0, "side of the online sample region in target sides, sqrt(search_area) = scale*sqrt(w*h) (ratio)",
+        range=(1.0, 10.0),
+    )
+    init_iterations: int = param_field(
+        25, "optimiser steps that train the online filter on the first frame (steps)", range=(0, 200),
+    )
+    update_iterations: int = param_field(
+        3, "optimiser steps at each scheduled online update (steps)", range=(0, 50), runtime_safe=True,
+    )
+    hard_negative_iterations: int = param_field(
+        3, "optimiser steps on a hard-negative frame (steps)", range=(0, 50), runtime_safe=True,
+    )
+    update_interval: int = param_field(
+        10, "scheduled online update every this many frames (frames; TracKit's train_skipping)",
+        range=(1, 1000), runtime_safe=True,
+    )
+    memory_size: int = param_field(
+        250, "online training memory (samples); must exceed the initial samples", range=(2, 5000),
+    )
+    learning_rate: float = param_field(
+        0.0075, "memory weight learning rate of a normal frame (unitless)", range=UNIT, runtime_safe=True,
+    )
+    hard_negative_learning_rate: float = param_field(
+        0.02, "memory weight learning rate of a hard-negative frame (unitless)", range=UNIT,
+        runtime_safe=True,
+    )
+    augmentation: bool = param_field(
+        True, "augment the first frame (4 shifts, flip, 5 blurs, 12 rotations, dropout copies) for the online "
+        "filter; otherwise it trains on the identity sample alone",
+    )
+    dropout_copies: int = param_field(
+        7, "channel-dropout copies of the identity sample's features at initialisation (samples)", range=(0, 64),
+    )
+    dropout_prob: float = param_field(
+        0.2, "channel-dropout probability of those copies (probability)", range=(0.0, 0.9),
+    )
+    random_shift_factor: float = param_field(
+        1.0 / 3.0, "random shift of the flip/blur/rotation samples, uniform in ±factor*224/2 (fraction of side)",
+        range=UNIT,
+    )
+    seed: int = param_field(
+        1234, "seed of the initial augmentation's random shifts and dropout masks (integer)",
+        range=(0, 2**31 - 1),
+    )
+    not_found_threshold: float = param_field(
+        0.0, "online peak score below which the frame is flagged not_found (raw score)", range=(-100.0, 100.0),
+        runtime_safe=True,
+    )
+    distractor_threshold: float = param_field(
+        100.0, "second/first peak ratio above which the distance test decides (ratio)", range=(0.0, 1000.0),
+        runtime_safe=True,
+    )
+    hard_negative_threshold: float = param_field(
+        0.45, "second/first peak ratio above which the frame is flagged hard_negative (ratio)",
+        range=(0.0, 10.0), runtime_safe=True,
+    )
+    neighborhood_scale: float = param_field(
+        2.2, "side of the target neighbourhood masked before the second peak, in target sizes (ratio)",
+        range=(0.0, 20.0), runtime_safe=True,
+    )
+    displacement_scale: float = param_field(
+        0.7, "radius of the distractor distance test: scale*sqrt(H*W)/2 score cells (ratio)",
+        range=(0.0, 10.0), runtime_safe=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.parameters())
+        if self.memory_size <= self.num_initial_samples:
+            raise ValueError(
+                f"{self.PREFIX}.memory_size={self.memory_size} must exceed the {self.num_initial_samples} initial "
+                "online samples"
+            )
+
+    @classmethod
+    def parameters(cls) -> tuple[ParamSpec, ...]:
+        """Every online tunable with its metadata, named ``online.<field>``."""
+        return schema_of(cls, f"{cls.PREFIX}.")
+
+    @property
+    def num_initial_samples(self) -> int:
+        """Training samples made at initialisation: identity (+ 22 transforms + dropout copies if augmenting)."""
+        if not self.augmentation:
+            return 1
+        return 1 + len(RELATIVE_SHIFTS) + 1 + len(BLUR_SIGMAS) + len(ROTATIONS) + self.dropout_copies
 
 
 @dataclass(frozen=True)
@@ -137,27 +208,27 @@ class TrackerConfig:
     )
     penalty_k: float = param_field(
         0.062, "scale/aspect change penalty strength k in exp(-(r_c*s_c - 1)*k) (unitless)",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True, step=True,
     )
     window_influence: float = param_field(
         0.38, "weight of the cosine window blended into the penalised score (unitless)",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True, step=True,
     )
     lr: float = param_field(
         0.765, "size learning rate; the effective size update rate is (penalty*score*lr)^2 (unitless)",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True, step=True,
     )
     small_sz: int = param_field(
         255, "search crop side for normal targets (px, (side - exemplar_size) divisible by total_stride)",
-        range=(135, 639),
+        range=SEARCH_SIDES,
     )
     big_sz: int = param_field(
         271, "search crop side for small targets (px, (side - exemplar_size) divisible by total_stride)",
-        range=(135, 639),
+        range=SEARCH_SIDES,
     )
     small_target_area: float = param_field(
         0.004, "target area / image area below which big_sz is used; decided at each initialize (ratio)",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True,
     )
     exemplar_size: int = param_field(127, "template crop side (px); only 127 is supported", choices=(127,))
     total_stride: int = param_field(
@@ -173,14 +244,14 @@ class TrackerConfig:
     )
     align_ratio: float = param_field(
         0.94, "weight of the plain head in ratio*sigma(cls) + (1-ratio)*sigma(align) (unitless)",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True, step=True,
     )
     online: bool = param_field(
         False, "use the online classifier and fuse its score map (not combinable with align)"
     )
     online_ratio: float = param_field(
         0.7, "weight of the online map in ratio*online + (1-ratio)*siamese (unitless)",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True, step=True,
     )
     crop_backend: str = param_field(
         "auto", "crop implementation: 'torch' (on the device), 'opencv' (host; both reproduce TracKit's crops "
@@ -202,83 +273,18 @@ class TrackerConfig:
     )
     lost_threshold: float = param_field(
         0.3, "score (fused sigmoid at the peak, 0..1) below which a frame counts as low",
-        range=(0.0, 1.0), runtime_safe=True,
+        range=UNIT, runtime_safe=True,
     )
     lost_frames: int = param_field(
         5, "consecutive low-score frames after which the state becomes LOST (frames)",
         range=(1, 10000), runtime_safe=True,
     )
-    # --- online classifier (TracKit's experiments/test/VOT/ONLINE.yaml; used only when online is set)
-    online_search_area_scale: float = param_field(
-        4.0, "side of the online sample region in target sides, sqrt(search_area) = scale*sqrt(w*h) (ratio)",
-        range=(1.0, 10.0),
-    )
-    online_init_iterations: int = param_field(
-        25, "optimiser steps that train the online filter on the first frame (steps)", range=(0, 200),
-    )
-    online_update_iterations: int = param_field(
-        3, "optimiser steps at each scheduled online update (steps)", range=(0, 50), runtime_safe=True,
-    )
-    online_hard_negative_iterations: int = param_field(
-        3, "optimiser steps on a hard-negative frame (steps)", range=(0, 50), runtime_safe=True,
-    )
-    online_update_interval: int = param_field(
-        10, "scheduled online update every this many frames (frames; TracKit's train_skipping)",
-        range=(1, 1000), runtime_safe=True,
-    )
-    online_memory_size: int = param_field(
-        250, "online training memory (samples); must exceed the initial samples", range=(2, 5000),
-    )
-    online_learning_rate: float = param_field(
-        0.0075, "memory weight learning rate of a normal frame (unitless)", range=(0.0, 1.0), runtime_safe=True,
-    )
-    online_hard_negative_learning_rate: float = param_field(
-        0.02, "memory weight learning rate of a hard-negative frame (unitless)", range=(0.0, 1.0),
-        runtime_safe=True,
-    )
-    online_augmentation: bool = param_field(
-        True, "augment the first frame (4 shifts, flip, 5 blurs, 12 rotations, dropout copies) for the online "
-        "filter; otherwise it trains on the identity sample alone",
-    )
-    online_dropout_copies: int = param_field(
-        7, "channel-dropout copies of the identity sample's features at initialisation (samples)", range=(0, 64),
-    )
-    online_dropout_prob: float = param_field(
-        0.2, "channel-dropout probability of those copies (probability)", range=(0.0, 0.9),
-    )
-    online_random_shift_factor: float = param_field(
-        1.0 / 3.0, "random shift of the flip/blur/rotation samples, uniform in ±factor*224/2 (fraction of side)",
-        range=(0.0, 1.0),
-    )
-    online_seed: int = param_field(
-        1234, "seed of the initial augmentation's random shifts and dropout masks (integer)",
-        range=(0, 2**31 - 1),
-    )
-    online_not_found_threshold: float = param_field(
-        0.0, "online peak score below which the frame is flagged not_found (raw score)", range=(-100.0, 100.0),
-        runtime_safe=True,
-    )
-    online_distractor_threshold: float = param_field(
-        100.0, "second/first peak ratio above which the distance test decides (ratio)", range=(0.0, 1000.0),
-        runtime_safe=True,
-    )
-    online_hard_negative_threshold: float = param_field(
-        0.45, "second/first peak ratio above which the frame is flagged hard_negative (ratio)",
-        range=(0.0, 10.0), runtime_safe=True,
-    )
-    online_neighborhood_scale: float = param_field(
-        2.2, "side of the target neighbourhood masked before the second peak, in target sizes (ratio)",
-        range=(0.0, 20.0), runtime_safe=True,
-    )
-    online_displacement_scale: float = param_field(
-        0.7, "radius of the distractor distance test: scale*sqrt(H*W)/2 score cells (ratio)",
-        range=(0.0, 10.0), runtime_safe=True,
-    )
+    online_params: OnlineParams = group_field(OnlineParams)
 
     def __post_init__(self) -> None:
-        for spec in self.parameters():
-            value = check_value(spec, getattr(self, spec.name))
-            object.__setattr__(self, spec.name, value)
+        check_fields(self, [spec for spec in schema_of(type(self)) if spec.type is not OnlineParams])
+        if not isinstance(self.online_params, OnlineParams):
+            raise ValueError(f"online_params must be an OnlineParams, got {type(self.online_params).__name__}")
         for name in ("small_sz", "big_sz"):
             size = getattr(self, name)
             if (size - self.exemplar_size) % self.total_stride:
@@ -286,109 +292,103 @@ class TrackerConfig:
                     f"{name}={size}: (size - exemplar_size {self.exemplar_size}) must be divisible by "
                     f"total_stride {self.total_stride}"
                 )
-        # identity sample + 22 image transforms + dropout copies (OnlineParams.num_initial_samples)
-        initial = 1 + (22 + self.online_dropout_copies if self.online_augmentation else 0)
-        if self.online_memory_size <= initial:
-            raise ValueError(
-                f"online_memory_size={self.online_memory_size} must exceed the {initial} initial online samples"
-            )
         if self.align and self.online:
             raise ValueError(
                 "align and online are exclusive: TracKit never fuses the object-aware head online"
             )
 
-    # --- schema -------------------------------------------------------------------------------------------
+    # --- schema: flat names (``online.<field>`` for the nested online tunables) --------------------------
     @classmethod
     def parameters(cls) -> tuple[ParamSpec, ...]:
-        """Every tunable with its metadata, in declaration order."""
-        return schema_of(cls)
+        """Every tunable with its metadata under its flat name, in declaration order (the online group last)."""
+        specs: list[ParamSpec] = []
+        for spec in schema_of(cls):
+            specs.extend(OnlineParams.parameters() if spec.type is OnlineParams else (spec,))
+        return tuple(specs)
 
     @classmethod
     def runtime_safe_names(cls) -> frozenset[str]:
-        """Names of the fields that may change while a target is tracked."""
+        """Flat names of the tunables that may change while a target is tracked."""
         return frozenset(s.name for s in cls.parameters() if s.runtime_safe)
 
+    @classmethod
+    def step_names(cls) -> tuple[str, ...]:
+        """Names of the tunables held in the per-frame step's parameter buffer, in buffer order."""
+        return tuple(s.name for s in cls.parameters() if s.step)
+
+    def value(self, name: str) -> Any:
+        """The value of the tunable with flat name ``name`` (``online.<field>`` reads ``online_params``)."""
+        group, _, field_name = name.rpartition(".")
+        if group == OnlineParams.PREFIX:
+            return getattr(self.online_params, field_name)
+        return getattr(self, name)
+
     def items(self) -> Iterator[tuple[ParamSpec, Any]]:
-        """(metadata, current value) for every field."""
+        """(metadata, current value) for every tunable, by flat name."""
         for spec in self.parameters():
-            yield spec, getattr(self, spec.name)
+            yield spec, self.value(spec.name)
 
     # --- construction ------------------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TrackerConfig:
-        """The published preset ``name`` (spec §5.8), with optional field overrides."""
+        """The published preset ``name`` (spec §5.8), with optional overrides by flat name."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
-        _reject_unknown(overrides)
         if "preset" in overrides:
             raise ValueError(
                 "'preset' cannot be overridden in from_preset; pass the name as the first argument"
             )
-        values = {**PRESETS[name], **overrides}
-        return cls(preset=name, **values)
+        return cls(preset=name).replace(**{**PRESETS[name], **overrides})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrackerConfig:
-        """Build from a mapping; a ``preset`` key supplies the starting values, the other keys override them.
-
-        Unknown keys and out-of-range values raise ValueError naming them.
+        """Build from a mapping of flat names; a ``preset`` key supplies the starting values, the other keys
+        override them. Unknown keys and out-of-range values raise ValueError naming them.
         """
         if not isinstance(d, Mapping):
             raise ValueError(f"expected a mapping of config values, got {type(d).__name__}")
-        _reject_unknown(d)
         values = dict(d)
         preset = values.pop("preset", CUSTOM_PRESET)
         if preset == CUSTOM_PRESET:
-            return cls(**values)
+            return cls().replace(**values)
         return cls.from_preset(preset, **values)
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as plain Python values; ``from_dict(to_dict())`` gives an equal config."""
+        """All tunables by flat name as plain Python values; ``from_dict(to_dict())`` gives an equal config."""
         return {spec.name: value for spec, value in self.items()}
 
     def replace(self, **changes: Any) -> TrackerConfig:
-        """A validated copy with ``changes`` applied (unknown names raise ValueError)."""
+        """A validated copy with ``changes`` (flat names) applied; unknown names raise ValueError."""
         _reject_unknown(changes)
-        return dataclasses.replace(self, **changes)
+        prefix = f"{OnlineParams.PREFIX}."
+        online = {k.removeprefix(prefix): v for k, v in changes.items() if k.startswith(prefix)}
+        top = {k: v for k, v in changes.items() if not k.startswith(prefix)}
+        if online:
+            top["online_params"] = dataclasses.replace(self.online_params, **online)
+        return dataclasses.replace(self, **top)
 
     def search_size_for(self, target_area: float, image_area: float) -> int:
         """TracKit's small-target rule: big_sz if target/image area < small_target_area, else small_sz."""
         return self.big_sz if target_area / image_area < self.small_target_area else self.small_sz
 
 
+# The step's run-time tunables by name, in the order of its parameter buffer (floats on the host, 0-dim device
+# tensors inside the step); derived from the schema's ``step`` flags.
+StepParams = namedtuple(  # type: ignore[misc]
+    "StepParams", TrackerConfig.step_names(),
+    defaults=[spec.default for spec in TrackerConfig.parameters() if spec.step],
+)
+
+
+def step_params(config: TrackerConfig) -> StepParams:
+    """The step tunables of ``config`` as host floats."""
+    return StepParams(*(float(config.value(name)) for name in StepParams._fields))
+
+
 def _reject_unknown(keys: Mapping[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(TrackerConfig)}
+    known = {spec.name for spec in TrackerConfig.parameters()}
     unknown = sorted(str(k) for k in keys if k not in known)
     if unknown:
         raise ValueError(
             f"unknown config key(s): {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
         )
-
-
-def check_value(spec: ParamSpec, value: Any) -> Any:
-    """Type- and range-check one value against its spec (ValueError naming the field and the reason).
-
-    Ints are accepted for float fields and returned as float; bools are never taken for numbers.
-    """
-    name = spec.name
-    if spec.type is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be a bool, got {value!r}")
-    elif spec.type is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an int, got {value!r}")
-    elif spec.type is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-    elif spec.type is str and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
-    if spec.choices is not None and value not in spec.choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, spec.choices))}")
-    if spec.range is not None:
-        low, high = spec.range
-        if not low <= value <= high:
-            raise ValueError(f"{name}={value!r} is outside the allowed range [{low}, {high}]")
-    return value

@@ -332,9 +332,9 @@ def _export_online(
     net: nn.Module, folder: Path, options: ExportOptions, device: torch.device, dtype: torch.dtype,
     gen: torch.Generator,
 ) -> dict[str, Any]:
-    from .online import OnlineParams
+    from .online import SAMPLE_SIZE
 
-    side = OnlineParams().sample_size
+    side = SAMPLE_SIZE
     samples = torch.randn(2, 3, side, side, generator=gen).to(device=device, dtype=torch.float32)
     graph = OnlineFeatureGraph(net).eval()
     with torch.no_grad():

@@ -1,13 +1,13 @@
-"""One Siamese step of the Ocean tracker: network maps -> chosen cell -> new target state (spec §4, §5.5-5.7).
+"""The Siamese stages of the step: network maps -> chosen cell -> new target state (spec §4, §5.5-5.7).
 
-Map arithmetic runs in torch on the maps' device; only the few scalars at the chosen cell reach the host
-(one copy). The sigmoid runs in float32 as in TracKit; penalties, window and fusion run in float64 because
-TracKit computes them in numpy float64 and argmax ties are decided at that precision.
+Map arithmetic runs in torch on the maps' device; the chosen cell's values (:class:`Peak`) and the state update
+are host numbers or device scalars (:mod:`~ocean_ros.core.scalars`). The sigmoid runs in float32 as in TracKit;
+penalties, window and fusion run in float64 because TracKit computes them in numpy float64 and argmax ties are
+decided at that precision.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -15,25 +15,22 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import cosine_window, grid_coords, score_grid, score_size
+from .scalars import STATE_DTYPE, Scalar, py_max, py_min, sqrt
 
 __all__ = [
+    "MAP_DTYPE",
+    "Peak",
     "ScoreGrid",
-    "StepParams",
-    "StepResult",
     "decode_boxes",
     "fuse_scores",
     "make_score_grid",
     "peak_picks",
-    "py_max",
-    "py_min",
     "resize_online_map",
     "scale_ratio_penalty",
-    "select_peak",
     "update_state",
-    "update_state_t",
 ]
 
-MAP_DTYPE = torch.float64
+MAP_DTYPE = STATE_DTYPE
 
 
 @dataclass(frozen=True)
@@ -69,29 +66,18 @@ def make_score_grid(
     return ScoreGrid(search_size, n, coords, window)
 
 
-@dataclass(frozen=True)
-class StepParams:
-    """The step's tunables (see :class:`~ocean_ros.core.config.TrackerConfig` for meanings)."""
+class Peak(NamedTuple):
+    """The chosen cell, in the order :func:`peak_picks` lays it out: flat index (row-major), box corners x1, y1,
+    x2, y2 (search-crop px), fused score (0..1), scale/ratio penalty (0..1) and selection score."""
 
-    penalty_k: float
-    window_influence: float
-    lr: float
-    align_ratio: float = 0.94
-    online_ratio: float = 0.0
-
-
-class StepResult(NamedTuple):
-    """Host scalars at the chosen cell; box in search-crop pixels."""
-
-    row: int
-    col: int
-    cx: float
-    cy: float
-    w: float
-    h: float
-    score: float  # fused sigmoid at the cell, 0..1
-    penalty: float  # scale/ratio penalty at the cell, 0..1
-    pscore: float  # selection score at the cell (penalised, windowed, online-fused)
+    index: Scalar
+    x1: Scalar
+    y1: Scalar
+    x2: Scalar
+    y2: Scalar
+    score: Scalar
+    penalty: Scalar
+    pscore: Scalar
 
 
 def fuse_scores(
@@ -113,10 +99,9 @@ def decode_boxes(reg: torch.Tensor, grid: ScoreGrid) -> tuple[torch.Tensor, ...]
     return gx - left, gy - top, gx + right, gy + bottom
 
 
-def _context_size(w: torch.Tensor | float, h: torch.Tensor | float) -> torch.Tensor | float:
+def _context_size(w: Scalar, h: Scalar) -> Scalar:
     pad = (w + h) * 0.5
-    sz2 = (w + pad) * (h + pad)
-    return torch.sqrt(sz2) if isinstance(sz2, torch.Tensor) else math.sqrt(sz2)
+    return sqrt((w + pad) * (h + pad))
 
 
 def _change(r: torch.Tensor) -> torch.Tensor:
@@ -132,32 +117,6 @@ def scale_ratio_penalty(
     return torch.exp(-(r_c * s_c - 1) * penalty_k)
 
 
-def select_peak(
-    score: torch.Tensor,
-    boxes: tuple[torch.Tensor, ...],
-    grid: ScoreGrid,
-    target_wh: tuple[float, float],
-    params: StepParams,
-    online_map: torch.Tensor | None = None,
-) -> StepResult:
-    """Penalise, window, optionally fuse an online map, take the first row-major argmax; one host copy.
-
-    ``score``: fused sigmoid [N, N]; ``boxes``: corners from :func:`decode_boxes`; ``target_wh``: current
-    target size in search-crop pixels. ``online_map`` (any [.., h, w] float map) is bicubically resized to
-    N×N and blended as online_ratio·online + (1 - online_ratio)·pscore after penalty and window (spec §6.7).
-    """
-    picks = peak_picks(
-        score, boxes, grid, target_wh[0], target_wh[1], params.penalty_k, params.window_influence,
-        online_map, params.online_ratio,
-    )
-    idx, px1, py1, px2, py2, sc, pen, ps = picks.cpu().tolist()
-    row, col = divmod(int(idx), grid.score_size)
-    return StepResult(row, col, (px1 + px2) / 2, (py1 + py2) / 2, px2 - px1, py2 - py1, sc, pen, ps)
-
-
-Scalar = float | torch.Tensor  # a Python float or a 0-dim MAP_DTYPE tensor on the maps' device
-
-
 def peak_picks(
     score: torch.Tensor,
     boxes: tuple[torch.Tensor, ...],
@@ -169,8 +128,14 @@ def peak_picks(
     online_map: torch.Tensor | None = None,
     online_ratio: Scalar = 0.0,
 ) -> torch.Tensor:
-    """:func:`select_peak` without the host read: MAP_DTYPE [8] on the device holding
-    (flat index, x1, y1, x2, y2, score, penalty, pscore) of the chosen cell; scalars may be device tensors."""
+    """Penalise, window, optionally fuse an online map and take the first row-major argmax: MAP_DTYPE [8] on
+    the maps' device holding the chosen cell as :class:`Peak` orders it (no host read).
+
+    ``score``: fused sigmoid [N, N]; ``boxes``: corners from :func:`decode_boxes`; ``target_w``/``target_h``:
+    current target size in search-crop pixels; the scalars may be host numbers or device scalars.
+    ``online_map`` (any [.., h, w] float map) is bicubically resized to N×N and blended as
+    online_ratio·online + (1 - online_ratio)·pscore after penalty and window (spec §6.7).
+    """
     x1, y1, x2, y2 = boxes
     pred_w, pred_h = x2 - x1, y2 - y1
     penalty = scale_ratio_penalty(pred_w, pred_h, target_w, target_h, penalty_k)
@@ -191,74 +156,34 @@ def resize_online_map(online_map: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def update_state(
-    center: tuple[float, float],
-    size: tuple[float, float],
-    step: StepResult,
-    scale_z: float,
+    state: tuple[Scalar, Scalar, Scalar, Scalar],
+    peak: Peak,
+    scale_z: Scalar,
     search_size: int,
-    lr: float,
-    image_wh: tuple[int, int],
-) -> tuple[tuple[float, float], tuple[float, float], float]:
-    """New ``(center, size, size_rate)`` in frame pixels from the chosen cell (spec §5.7).
+    lr: Scalar,
+    image_wh: tuple[float, float],
+) -> tuple[tuple[Scalar, Scalar, Scalar, Scalar], Scalar]:
+    """New state ``(cx, cy, w, h)`` (frame px) and the size rate from the chosen cell (spec §5.7).
 
     The centre moves by the full offset; the size moves with rate lr² (TracKit applies its update twice)
-    where lr = penalty·score·``lr``. The centre is clipped to [0, image], the size to [10, image].
+    where lr = penalty·score·``lr``. The centre is clipped to [0, image], the size to [10, image], with Python's
+    min/max rule (a NaN centre or size clips to the image bound).
     """
-    w_c, h_c = size[0] * scale_z, size[1] * scale_z
-    w_t, h_t = w_c / scale_z, h_c / scale_z  # TracKit round-trips the size through crop units
+    cx, cy, w, h = state
+    w_t, h_t = (w * scale_z) / scale_z, (h * scale_z) / scale_z  # TracKit round-trips the size through crop units
     half = search_size // 2
-    dx, dy = (step.cx - half) / scale_z, (step.cy - half) / scale_z
-    pw, ph = step.w / scale_z, step.h / scale_z
-    rate = step.penalty * step.score * lr
+    dx, dy = ((peak.x1 + peak.x2) / 2 - half) / scale_z, ((peak.y1 + peak.y2) / 2 - half) / scale_z
+    pw, ph = (peak.x2 - peak.x1) / scale_z, (peak.y2 - peak.y1) / scale_z
+    rate = peak.penalty * peak.score * lr
     res_w = pw * rate + (1 - rate) * w_t
     res_h = ph * rate + (1 - rate) * h_t
     new_w = w_t * (1 - rate) + rate * res_w
     new_h = h_t * (1 - rate) + rate * res_h
     img_w, img_h = image_wh
-    cx = max(0.0, min(float(img_w), center[0] + dx))
-    cy = max(0.0, min(float(img_h), center[1] + dy))
-    new_w = max(10.0, min(float(img_w), new_w))
-    new_h = max(10.0, min(float(img_h), new_h))
-    return (cx, cy), (new_w, new_h), rate
-
-
-def py_min(a: Scalar, b: torch.Tensor) -> torch.Tensor:
-    """Python's ``min(a, b)`` elementwise: ``b`` only where b < a (so a NaN ``b`` gives ``a``)."""
-    return torch.where(b < a, b, a)
-
-
-def py_max(a: Scalar, b: torch.Tensor) -> torch.Tensor:
-    """Python's ``max(a, b)`` elementwise: ``b`` only where b > a (so a NaN ``b`` gives ``a``)."""
-    return torch.where(b > a, b, a)
-
-
-def update_state_t(
-    state: torch.Tensor,
-    picks: torch.Tensor,
-    scale_z: torch.Tensor,
-    search_size: int,
-    lr: Scalar,
-    image_wh: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`update_state` on the device: ``state`` (cx, cy, w, h) MAP_DTYPE [4], ``picks`` from
-    :func:`peak_picks`, ``image_wh`` MAP_DTYPE [2] → (new state [4], size rate 0-dim). Same float64 operations
-    in the same order as the host function, and the same clipping (a NaN centre or size clips to the image)."""
-    cx, cy, w, h = state.unbind()
-    _, px1, py1, px2, py2, sc, pen, _ = picks.unbind()
-    w_t, h_t = (w * scale_z) / scale_z, (h * scale_z) / scale_z
-    half = search_size // 2
-    dx, dy = ((px1 + px2) / 2 - half) / scale_z, ((py1 + py2) / 2 - half) / scale_z
-    pw, ph = (px2 - px1) / scale_z, (py2 - py1) / scale_z
-    rate = pen * sc * lr
-    res_w = pw * rate + (1 - rate) * w_t
-    res_h = ph * rate + (1 - rate) * h_t
-    new_w = w_t * (1 - rate) + rate * res_w
-    new_h = h_t * (1 - rate) + rate * res_h
-    img_w, img_h = image_wh.unbind()
-    new = torch.stack([
+    new = (
         py_max(0.0, py_min(img_w, cx + dx)),
         py_max(0.0, py_min(img_h, cy + dy)),
         py_max(10.0, py_min(img_w, new_w)),
         py_max(10.0, py_min(img_h, new_h)),
-    ])
+    )
     return new, rate

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+from ocean_ros.eval.validation_set import REPO_ROOT
+
 CUSTOM_TYPES: dict[str, tuple[str, ...]] = {
     "vision_msgs": (
         "Point2D", "Pose2D", "BoundingBox2D", "ObjectHypothesis", "ObjectHypothesisWithPose", "Detection2D",

@@ -5,6 +5,7 @@
   ocean-eval score DATASET RESULTS              score result files (any tracker's) against the ground truth
   ocean-eval score --validation RESULTS         score a --validation run's folder
   ocean-eval plot DATASET RESULTS... -o P.png   success / precision plots; --video renders a sequence
+  ocean-eval make-longterm SEQ --out DIR        out-of-view / occluded long-term versions (--validation: all 11)
   ocean-eval bag make SEQUENCE OUT_BAG          write a rosbag2 (mcap / sqlite3) from a sequence
   ocean-eval bag replay BAG --checkpoint W.pth  play a bag through the real ocean_tracker node and score it
   ocean-eval bag score BAG                      score detections recorded in a bag against its ground truth
@@ -12,9 +13,12 @@
 
 Boxes are x,y,w,h. Result files follow each dataset's ground-truth convention (1-based for OTB, UAV123, DTB70 and
 LaSOT; 0-based for VOT, GOT-10k and bags), so community toolkits read them too. Beside them, the tracker's
-per-frame confidence (confidence/<seq>_confidence.txt). Tables add lost frames and spans (IoU 0 for 10 or more
+per-frame confidence (confidence/<seq>_confidence.txt) and reported flags (reported/<seq>_reported.txt: 1 where
+the tracker claimed the target, 0 where it declared it lost). Tables add lost frames and spans (IoU 0 for 10 or more
 frames in a row, 0-based inclusive frame ranges), the confidence AUROC (on-target IoU >= 0.5 vs off-target
-IoU < 0.1), one mean row per dataset when there are several, and the worst sequence.
+IoU < 0.1), one mean row per dataset when there are several, and the worst sequence. Sequences with target-absent
+frames (NaN ground truth) add a long-term table (VOT-LT F-score, re-acquisition, false re-acquisitions; see
+ocean_ros.eval.longterm), saved as summary_longterm.csv / .json.
 
 --validation: $OCEAN_ROS_DATA/sequences and $OCEAN_ROS_DATA/validation (default data root: ../shared/data),
 one-pass on all 11 sequences (the protocol of the validation README's reference numbers).
@@ -27,8 +31,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ocean_ros.eval.sequences import AnnotationError, Sequence
 
@@ -82,8 +84,8 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=preset_names(),
                         help="hyper-parameter preset (default: the one stored with the checkpoint, else OTB2015)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    parser.add_argument("--crop-backend", default="opencv", choices=("opencv", "torch"),
-                        help="crop implementation (opencv: TracKit bit-exact; default)")
+    parser.add_argument("--crop-backend", default="auto", choices=("auto", "opencv", "torch"),
+                        help="crop implementation, both TracKit bit-exact (default auto: opencv on CPU, torch on CUDA)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "openvino", "tensorrt"),
                         help="network runtime (default auto: onnxruntime on CPU for Ocean-Lite, else torch); a graph "
                         "backend exports the checkpoint on first use, or takes an ocean-export folder as --checkpoint")
@@ -139,73 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--step", type=int, default=1, help="render every STEP-th frame")
     plot.add_argument("--max-frames", type=int, help="render at most this many frames")
 
+    from ocean_ros.eval.cli_longterm import add_make_longterm_parser
+
+    add_make_longterm_parser(commands)
     bag = commands.add_parser("bag", help="rosbag2: make from a sequence, replay through the node, score")
     bag_commands = bag.add_subparsers(dest="bag_command", required=True, metavar="BAG_COMMAND")
-    _build_bag_parsers(bag_commands)
+    from ocean_ros.eval.cli_bag import build_bag_parsers
+
+    build_bag_parsers(bag_commands)
     return parser
-
-
-def _build_bag_parsers(commands: Any) -> None:
-    from ocean_ros.eval import bag_io
-
-    make = commands.add_parser("make", help="write a bag (images, ground truth, init) from a sequence")
-    make.add_argument("sequence", type=Path, help="sequence folder (any supported layout)")
-    make.add_argument("bag", type=Path, help="bag folder to create")
-    make.add_argument("--storage", default="mcap", choices=bag_io.STORAGES)
-    make.add_argument("--compressed", action="store_true", help="sensor_msgs/CompressedImage instead of Image")
-    make.add_argument("--format", default="jpeg", choices=("jpeg", "png"),
-                      help="compressed format (JPEG frames are stored as they are on disk)")
-    make.add_argument("--jpeg-quality", type=int, default=95)
-    make.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (frames per second)")
-    make.add_argument("--start", type=float, default=bag_io.DEFAULT_START_NS / 1e9, help="first stamp (s)")
-    make.add_argument("--frame-id", default="camera", help="header.frame_id of every message")
-    make.add_argument("--image-topic", help="default /camera/image_raw (+ /compressed)")
-    make.add_argument("--gt-topic", default=bag_io.DEFAULT_GT_TOPIC)
-    make.add_argument("--init-topic", default=bag_io.DEFAULT_INIT_TOPIC)
-    make.add_argument("--target-id", default="target")
-    make.add_argument("--label", default="")
-    make.add_argument("--frames", metavar="START:STOP", help="only these frames (0-based)")
-    make.add_argument("--target", type=int, help="target number of a multi-target OTB folder")
-    make.add_argument("--layout", choices=("DTB70",))
-    _add_summary_options(make)
-
-    replay = commands.add_parser("replay", help="play a bag through a fresh ocean_tracker node and score it")
-    replay.add_argument("bag", type=Path)
-    _add_tracker_options(replay)
-    pacing = replay.add_mutually_exclusive_group()
-    pacing.add_argument("--rate", type=float, default=1.0, help="real-time factor (1.0 = the bag's frame rate)")
-    pacing.add_argument("--lockstep", action="store_true",
-                        help="as fast as the node answers: each frame waits for the previous frame's output")
-    replay.add_argument("--image-topic", help="the bag's image topic (default: its only Image/CompressedImage)")
-    replay.add_argument("--gt-topic", help="the bag's ground-truth Detection2DArray topic")
-    replay.add_argument("--init-topic", help="the bag's TargetInit topic (default: its only one)")
-    replay.add_argument("--namespace", default="/ocean_eval", help="namespace of the node started for the replay")
-    replay.add_argument("--lost-threshold", type=float, default=0.0,
-                        help="node lost_threshold; 0 (default) reports a box on every frame, as benchmarks need")
-    replay.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra node parameter (repeatable)")
-    replay.add_argument("--no-loopback", action="store_true",
-                        help="for real deployments: keep this shell's DDS settings instead of the loopback-only "
-                             "environment (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, SHM + 127.0.0.1 profile)")
-    replay.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one frame's output")
-    replay.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the node")
-    replay.add_argument("--output", type=Path, default=Path("results/replay"),
-                        help="folder for the result file, summary.csv / summary.json and the node's log")
-    replay.add_argument("--record", type=Path, help="also write ground truth and the node's outputs to this bag")
-    replay.add_argument("--record-storage", default="mcap", choices=bag_io.STORAGES)
-    _add_summary_options(replay)
-
-    score = commands.add_parser("score", help="score a bag holding detections and ground truth")
-    score.add_argument("bag", type=Path)
-    score.add_argument("--gt-topic", help=f"ground-truth Detection2DArray topic (default {bag_io.DEFAULT_GT_TOPIC})")
-    score.add_argument("--detections-topic", help=f"tracker output (default {bag_io.DEFAULT_DETECTIONS_TOPIC})")
-    score.add_argument("--status-topic", help="TrackerStatus topic for latencies (default: the bag's only one)")
-    score.add_argument("--init-topic", help="TargetInit topic naming the first frame (default: the bag's only one)")
-    score.add_argument("--image-topic", help="image topic, for the image size (default: the bag's only one)")
-    score.add_argument("--output", type=Path, help="folder for summary.csv / summary.json")
-
-    info = commands.add_parser("info", help="list a bag's topics, types and message counts")
-    info.add_argument("bag", type=Path)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -270,6 +214,7 @@ def _progress(total: int, desc: str, args: argparse.Namespace) -> Any:
 # --- commands -----------------------------------------------------------------------------------------------------
 def _resolve_weights(args: argparse.Namespace) -> None:
     """Fill in the shipped model when no checkpoint is given, and the checkpoint's own preset when none is."""
+    from ocean_ros.core.build import DEFAULT_PRESET
     from ocean_ros.core.network import source_preset
     from ocean_ros.models import default_checkpoint
 
@@ -279,7 +224,7 @@ def _resolve_weights(args: argparse.Namespace) -> None:
         except FileNotFoundError as err:
             raise UsageError(f"no --checkpoint given and {err}") from None
     if args.preset is None:
-        args.preset = source_preset(args.checkpoint) or "OTB2015"
+        args.preset = source_preset(args.checkpoint) or DEFAULT_PRESET
 
 
 def _run_paths(args: argparse.Namespace) -> list[Path]:
@@ -292,10 +237,13 @@ def _run_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.cli_longterm import report_longterm
     from ocean_ros.eval.results import (
         confidence_path,
+        reported_path,
         result_paths,
         write_confidence,
+        write_reported,
         write_times,
         write_trajectory,
     )
@@ -314,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = args.output / name
     total = sum(len(s) for _, seqs in datasets for s in seqs)
     bar = _progress(total, "tracking", args)
-    scores = []
+    scores, pairs = [], []
     try:
         for dataset_name, sequences in datasets:
             folder = root / dataset_name if len(args.paths) > 1 else root  # as score --validation reads
@@ -328,7 +276,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 write_trajectory(boxes_path, trajectory, sequence.annotation_offset)
                 write_times(times_path, trajectory.times)
                 write_confidence(confidence_path(folder, sequence.name, layout), trajectory.scores)
+                if trajectory.reported is not None:
+                    write_reported(reported_path(folder, sequence.name, layout), trajectory.reported)
                 scores.append(score_sequence(sequence, trajectory))
+                pairs.append((sequence, trajectory))
                 bar.set_postfix_str(f"{sequence.name}: {scores[-1].fps:.1f} fps")
     finally:
         bar.close()
@@ -338,6 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "validation": args.validation, "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     print(f"results: {root}")
     _emit_summary(scores, None, root, meta, _groups(scores, datasets))
+    report_longterm(pairs, root)
     return 0
 
 
@@ -346,7 +298,9 @@ def _score_folder(dataset: Path, results: Path, args: argparse.Namespace) -> tup
     return name, _score_results(sequences, results, args)
 
 
-def _score_results(sequences: list[Sequence], results: Path, args: argparse.Namespace) -> list[Any]:
+def _score_results(sequences: list[Sequence], results: Path, args: argparse.Namespace,
+                   pairs: list[Any] | None = None) -> list[Any]:
+    """Scores of each sequence's result file; ``pairs`` collects (sequence, trajectory) when given."""
     from ocean_ros.eval.results import load_result
     from ocean_ros.eval.scoring import score_sequence
 
@@ -357,28 +311,35 @@ def _score_results(sequences: list[Sequence], results: Path, args: argparse.Name
         if frames is not None and len(trajectory) != len(sequence):
             picked = slice(*frames)
             trajectory.boxes = trajectory.boxes[picked]
-            for attr in ("markers", "times", "scores"):
+            for attr in ("markers", "times", "scores", "reported"):
                 if getattr(trajectory, attr) is not None:
                     setattr(trajectory, attr, getattr(trajectory, attr)[picked])
         scores.append(score_sequence(sequence, trajectory))
+        if pairs is not None:
+            pairs.append((sequence, trajectory))
     return scores
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from ocean_ros.eval.cli_longterm import report_longterm
     from ocean_ros.eval.validation_set import validation_paths
 
     if args.validation == (args.dataset is not None):
         raise UsageError("give either DATASET RESULTS or --validation RESULTS")
+    pairs: list[Any] = []
     if not args.validation:
-        _, scores = _score_folder(args.dataset, args.results, args)
+        _, sequences = _open_sequences(args.dataset, args)
+        scores = _score_results(sequences, args.results, args, pairs)
         meta = {"command": "score", "dataset": str(args.dataset), "results": str(args.results)}
         _emit_summary(scores, None, args.output or args.results, meta)
+        report_longterm(pairs, args.output or args.results)
         return 0
     datasets = _open_datasets(validation_paths(), args)
-    scores = [s for name, sequences in datasets for s in _score_results(sequences, args.results / name, args)]
+    scores = [s for name, seqs in datasets for s in _score_results(seqs, args.results / name, args, pairs)]
     meta = {"command": "score", "validation": True, "datasets": [str(p) for p in validation_paths()],
             "results": str(args.results)}
     _emit_summary(scores, None, args.output or args.results, meta, _groups(scores, datasets))
+    report_longterm(pairs, args.output or args.results)
     return 0
 
 
@@ -419,105 +380,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bag_make(args: argparse.Namespace) -> int:
-    from ocean_ros.eval.bag_io import BagWriteOptions, make_bag
-    from ocean_ros.eval.sequences import open_sequence
-
-    if args.layout:
-        from ocean_ros.eval.datasets import read_sequence_folder
-
-        candidates = read_sequence_folder(args.sequence, args.layout)
-        sequence = candidates[0] if args.target is None else open_sequence(args.sequence, args.target)
-    else:
-        sequence = open_sequence(args.sequence, args.target)
-    frames = parse_frames(args.frames)
-    if frames is not None:
-        sequence = sequence.sliced(*frames)
-    options = BagWriteOptions(
-        storage=args.storage, compressed=args.compressed, compressed_format=args.format,
-        jpeg_quality=args.jpeg_quality, fps=args.fps, frame_id=args.frame_id, start_ns=int(round(args.start * 1e9)),
-        image_topic=args.image_topic, gt_topic=args.gt_topic, init_topic=args.init_topic,
-        target_id=args.target_id, label=args.label,
-    )
-    bar = _progress(len(sequence), "writing", args)
-    try:
-        counts = make_bag(sequence, args.bag, options, bar.update)
-    finally:
-        bar.close()
-    print(f"{args.bag} ({args.storage}): " + ", ".join(f"{topic} {n}" for topic, n in counts.items()))
-    return 0
-
-
-def _report_bag_run(run: Any, folder: Path | None, meta: dict[str, Any]) -> None:
-    from ocean_ros.eval.bag_scoring import score_bag_run
-    from ocean_ros.eval.results import write_times, write_trajectory
-
-    score, extras = score_bag_run(run)
-    if folder is not None:
-        trajectory = run.trajectory()
-        trajectory.boxes[0] = run.ground_truth[0]
-        write_trajectory(folder / f"{run.name}.txt", trajectory, run.annotation_offset)
-        write_times(folder / "times" / f"{run.name}_time.txt", np.nan_to_num(trajectory.times, nan=0.0))
-    _emit_summary([score], {run.name: extras, "OVERALL": extras}, folder, meta)
-
-
-def cmd_bag_replay(args: argparse.Namespace) -> int:
-    from ocean_ros.eval.replay import ReplayOptions, replay_bag
-
-    _resolve_weights(args)
-    args.output.mkdir(parents=True, exist_ok=True)
-    options = ReplayOptions(
-        checkpoint=args.checkpoint.resolve(), preset=args.preset, device=args.device, crop_backend=args.crop_backend,
-        online=args.online, lost_threshold=args.lost_threshold, rate=0.0 if args.lockstep else args.rate,
-        namespace=args.namespace, image_topic=args.image_topic, gt_topic=args.gt_topic, init_topic=args.init_topic,
-        node_params=(("backend", args.backend),) + tuple(parse_param(p) for p in args.param),
-        loopback=not args.no_loopback,
-        frame_timeout_s=args.timeout, startup_timeout_s=args.startup_timeout,
-        log_path=(args.output / "ocean_tracker.log").resolve(), record=args.record,
-        record_storage=args.record_storage,
-    )
-    if args.rate <= 0 and not args.lockstep:
-        raise UsageError("--rate must be positive; use --lockstep for as fast as the node answers")
-    from ocean_ros.eval.bag_io import bag_topics
-
-    total = sum(t.count for t in bag_topics(args.bag).values() if t.msgtype.startswith("sensor_msgs/msg/"))
-    bar = _progress(total, "replaying", args)
-    try:
-        run = replay_bag(args.bag, options, bar.update)
-    finally:
-        bar.close()
-    meta = {"command": "bag replay", "bag": str(args.bag), "checkpoint": str(args.checkpoint),
-            "preset": args.preset, "device": args.device, "crop_backend": args.crop_backend,
-            "pacing": "lockstep" if args.lockstep else f"rate {args.rate:g}", "loopback": not args.no_loopback,
-            "node_log": str(options.log_path)}
-    print(f"node log: {options.log_path}")
-    _report_bag_run(run, args.output, meta)
-    return 0
-
-
-def cmd_bag_score(args: argparse.Namespace) -> int:
-    from ocean_ros.eval.bag_scoring import read_bag_run
-
-    run = read_bag_run(args.bag, args.gt_topic, args.detections_topic, args.status_topic, args.init_topic,
-                       args.image_topic)
-    _report_bag_run(run, args.output, {"command": "bag score", "bag": str(args.bag)})
-    return 0
-
-
-def cmd_bag_info(args: argparse.Namespace) -> int:
-    from ocean_ros.eval.bag_io import bag_topics
-
-    for info in bag_topics(args.bag).values():
-        print(f"{info.topic:40s} {info.msgtype:40s} {info.count}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ocean-eval``; returns the exit code (0 ok, 2 usage or data error, 1 run failure)."""
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "score": cmd_score, "plot": cmd_plot}
-    bag_handlers = {"make": cmd_bag_make, "replay": cmd_bag_replay, "score": cmd_bag_score, "info": cmd_bag_info}
-    handler = bag_handlers[args.bag_command] if args.command == "bag" else handlers[args.command]
+    from ocean_ros.eval.cli_bag import BAG_HANDLERS
+    from ocean_ros.eval.cli_longterm import cmd_make_longterm
+
+    handlers = {"run": cmd_run, "score": cmd_score, "plot": cmd_plot, "make-longterm": cmd_make_longterm}
+    handler = BAG_HANDLERS[args.bag_command] if args.command == "bag" else handlers[args.command]
     from ocean_ros.eval.bag_io import BagError
     from ocean_ros.eval.replay import ReplayError
 

@@ -1,4 +1,4 @@
-"""Benchmark folders as users have them: layout detection and one reader per layout.
+"""Benchmark folders as users have them: the supported layouts, and the reader of dataset folders.
 
 Layouts (a sequence folder, or a dataset folder holding many):
 - ``OTB`` (also DTB70): ``<seq>/img/*.jpg`` + ``groundtruth_rect.txt`` (1-based ``x,y,w,h``; comma, tab or space);
@@ -11,6 +11,9 @@ Layouts (a sequence folder, or a dataset folder holding many):
   ``cover.label``, ``meta_info.ini``.
 - ``LaSOT``: ``[<class>/]<class>-<n>/img/*.jpg`` + ``groundtruth.txt`` (1-based) + ``full_occlusion.txt``,
   ``out_of_view.txt``.
+
+Single-sequence folders are read by :mod:`ocean_ros.eval.sequences` (imported from there, never the other way);
+this module adds dataset folders: lists, class folders, UAV123's split annotations.
 """
 
 from __future__ import annotations
@@ -19,27 +22,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ocean_ros.eval.sequences import (
+    LOOKED_FOR,
+    ONE_BASED,
     AnnotationError,
     Sequence,
+    frames_for,
     list_images,
     natural_key,
     read_boxes,
-    read_flags,
+    read_sequence_folder,
+    sequence_layout,
 )
 
 LAYOUTS = ("OTB", "DTB70", "VOT", "UAV123", "GOT-10k", "LaSOT")
-ONE_BASED = {"OTB": 1.0, "DTB70": 1.0, "UAV123": 1.0, "LaSOT": 1.0, "VOT": 0.0, "GOT-10k": 0.0}
-
-LOOKED_FOR = (
-    "OTB/DTB70: img/ + groundtruth_rect.txt (or groundtruth_rect.N.txt); "
-    "VOT: color/ (or images) + groundtruth.txt; "
-    "GOT-10k: images + groundtruth.txt + absence.label/cover.label/meta_info.ini, list.txt in the split folder; "
-    "LaSOT: img/ + groundtruth.txt (+ full_occlusion.txt, out_of_view.txt), optionally under class folders; "
-    "UAV123: anno/<subset>/<seq>.txt + data_seq/<subset>/<folder>/"
-)
 
 # Frame ranges (first, last; 1-based image numbers) of UAV123's split sequences, from the benchmark's sequence
 # configuration: several annotated sequences share one image folder (``bird1_1`` .. ``bird1_3`` in ``bird1/``).
@@ -59,12 +55,6 @@ UAV123_RANGES: dict[str, tuple[int, int]] = {
     "uav1_1": (1, 1555), "uav1_2": (1555, 2377), "uav1_3": (2473, 3469),
 }
 
-# OTB-100 sequences whose annotation covers only part of the image folder (first, last; 1-based).
-OTB_RANGES: dict[str, tuple[int, int]] = {
-    "david": (300, 770), "football1": (1, 74), "freeman3": (1, 460), "freeman4": (1, 283), "diving": (1, 215),
-}
-
-_OTB_GT = re.compile(r"^groundtruth_rect(?:\.(\d+))?\.txt$")
 _UAV_SPLIT = re.compile(r"^(.+)_(\d+)$")
 
 
@@ -92,116 +82,6 @@ class Dataset:
                 + (" ..." if len(by_name) > 20 else "")
             )
         return Dataset(self.name, self.layout, self.root, tuple(by_name[n] for n in names))
-
-
-# --- single sequence folders ----------------------------------------------------------------------------------
-def _frames_for(name: str, images: tuple[Path, ...], rows: int, source: Path,
-                ranges: dict[str, tuple[int, int]] | None = None) -> tuple[Path, ...]:
-    """The images an annotation of ``rows`` rows covers: a known range, else the first ``rows`` images."""
-    if not images:
-        raise AnnotationError(f"{source}: no images (looked for {', '.join(('.jpg', '.png', '.bmp'))})")
-    span = (ranges or {}).get(name.lower())
-    if span is not None and span[1] - span[0] + 1 == rows and len(images) >= span[1]:
-        return images[span[0] - 1: span[1]]
-    if rows > len(images):
-        raise AnnotationError(f"{source}: {rows} ground-truth rows but only {len(images)} images")
-    return images[:rows]
-
-
-def _read_otb(folder: Path, layout: str) -> list[Sequence]:
-    files = sorted((p for p in folder.iterdir() if _OTB_GT.match(p.name)), key=natural_key)
-    images = list_images(folder / "img")
-    sequences = []
-    for gt_file in files:
-        target = _OTB_GT.match(gt_file.name).group(1)
-        name = folder.name if target is None else f"{folder.name}-{target}"
-        boxes, _ = read_boxes(gt_file, ONE_BASED[layout])
-        frames = _frames_for(folder.name, images, len(boxes), gt_file, OTB_RANGES)
-        sequences.append(Sequence(name, frames, boxes, layout, ONE_BASED[layout]))
-    return sequences
-
-
-def _read_vot(folder: Path, image_dir: Path) -> Sequence:
-    gt_file = folder / "groundtruth.txt"
-    boxes, polygons = read_boxes(gt_file)
-    frames = _frames_for(folder.name, list_images(image_dir), len(boxes), gt_file)
-    return Sequence(folder.name, frames, boxes, "VOT", 0.0, polygons=polygons)
-
-
-def _read_got10k(folder: Path) -> Sequence:
-    gt_file = folder / "groundtruth.txt"
-    boxes, _ = read_boxes(gt_file)
-    images = list_images(folder)
-    if not images:
-        raise AnnotationError(f"{folder}: no images")
-    if len(boxes) == 1 and len(images) > 1:
-        # The test split publishes only the first box; the rest is scored by the benchmark's server.
-        boxes = np.vstack([boxes, np.full((len(images) - 1, 4), np.nan)])
-    frames = _frames_for(folder.name, images, len(boxes), gt_file)
-    n = len(frames)
-    absence = read_flags(folder / "absence.label", n) if (folder / "absence.label").is_file() else None
-    cover = read_flags(folder / "cover.label", n) if (folder / "cover.label").is_file() else None
-    visible = np.all(np.isfinite(boxes), axis=1)
-    if absence is not None:
-        visible &= absence == 0
-    return Sequence(folder.name, frames, boxes, "GOT-10k", 0.0, visible=visible, cover=cover,
-                    resolution=_got10k_resolution(folder / "meta_info.ini"))
-
-
-def _got10k_resolution(meta: Path) -> tuple[int, int] | None:
-    """(width, height) from ``meta_info.ini``'s ``resolution: (W, H)`` line, if there is one."""
-    if not meta.is_file():
-        return None
-    match = re.search(r"^\s*resolution\s*:\s*\(?\s*(\d+)\s*,\s*(\d+)", meta.read_text(errors="replace"), re.M)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _read_lasot(folder: Path) -> Sequence:
-    gt_file = folder / "groundtruth.txt"
-    boxes, _ = read_boxes(gt_file, ONE_BASED["LaSOT"])
-    frames = _frames_for(folder.name, list_images(folder / "img"), len(boxes), gt_file)
-    visible = np.all(np.isfinite(boxes), axis=1)
-    for label in ("full_occlusion.txt", "out_of_view.txt"):
-        if (folder / label).is_file():
-            visible &= read_flags(folder / label, len(frames)) == 0
-    return Sequence(folder.name, frames, boxes, "LaSOT", 1.0, visible=visible)
-
-
-def sequence_layout(folder: Path) -> str | None:
-    """The layout name of a single-sequence folder, or None when it is not one."""
-    if not folder.is_dir():
-        return None
-    has = {p.name for p in folder.iterdir()}
-    if "img" in has and any(_OTB_GT.match(n) for n in has):
-        return "OTB"
-    if "img" in has and "groundtruth.txt" in has:
-        return "LaSOT"
-    if "groundtruth.txt" in has:
-        if "color" in has:
-            return "VOT"
-        if has & {"absence.label", "cover.label", "meta_info.ini"}:
-            return "GOT-10k"
-        if list_images(folder):
-            return "VOT"
-    return None
-
-
-def read_sequence_folder(folder: Path, layout: str | None = None) -> list[Sequence]:
-    """The sequence(s) of one folder (several for multi-target OTB folders); an error lists the known layouts."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AnnotationError(f"{folder} is not a folder")
-    found = sequence_layout(folder)
-    if found is None:
-        raise AnnotationError(f"{folder} is not a sequence folder of a known layout. Looked for: {LOOKED_FOR}")
-    if found == "OTB":
-        return _read_otb(folder, "DTB70" if layout == "DTB70" else "OTB")
-    if found == "LaSOT":
-        return [_read_lasot(folder)]
-    if found == "GOT-10k":
-        return [_read_got10k(folder)]
-    image_dir = folder / "color" if (folder / "color").is_dir() else folder
-    return [_read_vot(folder, image_dir)]
 
 
 # --- dataset folders --------------------------------------------------------------------------------------------
@@ -239,7 +119,7 @@ def _read_uav(root: Path, subset: str | None) -> Dataset:
                     f"{anno}: {len(boxes)} rows for {len(images)} images and no known frame range for the "
                     f"sub-sequence {name} of subset {subset}"
                 )
-            frames = _frames_for(name, images, len(boxes), anno)
+            frames = frames_for(name, images, len(boxes), anno)
         sequences.append(Sequence(name, frames, boxes, "UAV123", 1.0))
     return Dataset(subset, "UAV123", root, tuple(sequences))
 

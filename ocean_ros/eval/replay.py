@@ -9,7 +9,7 @@ init through the ``~/init_target`` service and records ``~/detections`` and ``~/
 - ``rate == 0`` (lockstep): each frame waits for the node's answer to the previous one: as fast as the node
   answers, nothing dropped.
 
-By default both the node and this process use :func:`ocean_ros.ros.dds.loopback_environment` (loopback only, one
+By default both the node and this process use :func:`ocean_ros.rostools.dds.loopback_environment` (loopback only, one
 random domain); ``loopback=False`` keeps the caller's DDS settings, for real deployments.
 """
 
@@ -37,7 +37,7 @@ from ocean_ros.eval.bag_io import (
 )
 from ocean_ros.eval.bag_scoring import BagRun, ground_truth_frames, image_resolution, start_index
 from ocean_ros.ros.params import NODE_NAME
-from ocean_ros.ros.session import NodeProcess, RosSession, call_service
+from ocean_ros.rostools.session import NodeProcess, RosSession, call_service
 
 RESEND_AFTER_S = 3.0
 
@@ -53,7 +53,7 @@ class ReplayOptions:
     checkpoint: Path | None
     preset: str = "OTB2015"
     device: str = "cpu"
-    crop_backend: str = "opencv"
+    crop_backend: str = "auto"
     online: bool | None = None
     lost_threshold: float = 0.0  # 0: the node reports a box on every frame, as benchmark protocols need
     rate: float = 1.0
@@ -209,7 +209,7 @@ def _init_message(bag: Path, topics: dict[str, Any], init_topic: str | None, sta
 
 def replay_bag(bag: str | Path, options: ReplayOptions, on_frame: Callable[[], None] | None = None) -> BagRun:
     """Play ``bag`` into a fresh tracker node process and return its outputs aligned with the ground truth."""
-    from ocean_ros.ros.dds import loopback_environment
+    from ocean_ros.rostools.dds import loopback_environment
 
     bag = Path(bag)
     topics = bag_topics(bag)

@@ -11,7 +11,10 @@ failure, ``0`` skipped frame. Layouts inside a results folder, all accepted when
 
 The tracker's per-frame confidence (its published score, 0..1; ``nan`` where it gave none, e.g. VOT marker
 frames) goes beside them, one value a line: ``confidence/<seq>_confidence.txt``, ``<seq>/<seq>_confidence.txt``
-or ``baseline/<seq>/<seq>_001_confidence.value`` (VOT's long-term name).
+or ``baseline/<seq>/<seq>_001_confidence.value`` (VOT's long-term name). Whether the tracker reported the target
+on each frame (``1``: a box was published, state TRACKING; ``0``: it declared the target lost, the node's detection
+array is empty) goes the same way, one ``1``/``0`` a line: ``reported/<seq>_reported.txt``,
+``<seq>/<seq>_reported.txt`` or ``baseline/<seq>/<seq>_001_reported.txt``; results without it read as None.
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ class Trajectory:
 
     ``boxes``: ``[N, 4]`` xywh, 0-based pixels, NaN where the tracker gave no box. ``markers``: per-frame VOT
     codes for supervised runs (``BOX`` where a box was reported), None for one-pass runs. ``times``: seconds per
-    frame (NaN where unknown), ``scores``: the tracker's confidence per frame (NaN where none).
+    frame (NaN where unknown), ``scores``: the tracker's confidence per frame (NaN where none). ``reported``:
+    bool per frame, True where the tracker claimed the target (state TRACKING), None when not recorded.
     """
 
     boxes: np.ndarray
     markers: np.ndarray | None = None
     times: np.ndarray | None = None
     scores: np.ndarray | None = None
+    reported: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -79,6 +84,12 @@ def write_confidence(path: Path, scores: np.ndarray) -> None:
     path.write_text("".join(f"{s:.6f}\n" for s in np.asarray(scores, dtype=np.float64)))
 
 
+def write_reported(path: Path, reported: np.ndarray) -> None:
+    """One flag per line: ``1`` where the tracker reported the target, ``0`` where it did not."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("1\n" if flag else "0\n" for flag in np.asarray(reported, dtype=bool)))
+
+
 def read_trajectory(path: Path, offset: float = 0.0) -> Trajectory:
     """Read a result file: rows of 4 values (box), 8 (polygon, converted to a box) or 1 (VOT marker).
 
@@ -112,22 +123,40 @@ def result_paths(folder: Path, name: str, layout: str) -> tuple[Path, Path]:
     return folder / f"{name}.txt", folder / "times" / f"{name}_time.txt"
 
 
+_VOT_SIDE_SUFFIX = {"confidence": ".value"}  # VOT's long-term toolkit name for the confidence file
+
+
+def side_path(folder: Path, name: str, layout: str, kind: str) -> Path:
+    """Where a per-frame side file (``kind``: ``confidence`` or ``reported``) of ``name`` goes for ``layout``."""
+    if layout == "GOT-10k":
+        return folder / name / f"{name}_{kind}.txt"
+    if layout == "VOT-supervised":
+        return folder / "baseline" / name / f"{name}_001_{kind}{_VOT_SIDE_SUFFIX.get(kind, '.txt')}"
+    return folder / kind / f"{name}_{kind}.txt"
+
+
 def confidence_path(folder: Path, name: str, layout: str) -> Path:
     """Where to write ``name``'s per-frame confidence for a dataset ``layout`` (see the module docstring)."""
-    if layout == "GOT-10k":
-        return folder / name / f"{name}_confidence.txt"
-    if layout == "VOT-supervised":
-        return folder / "baseline" / name / f"{name}_001_confidence.value"
-    return folder / "confidence" / f"{name}_confidence.txt"
+    return side_path(folder, name, layout, "confidence")
+
+
+def reported_path(folder: Path, name: str, layout: str) -> Path:
+    """Where to write ``name``'s per-frame reported flags for a dataset ``layout`` (see the module docstring)."""
+    return side_path(folder, name, layout, "reported")
+
+
+def find_side_file(folder: Path, name: str, kind: str) -> Path | None:
+    """The ``kind`` side file of sequence ``name`` in any accepted layout (None if absent)."""
+    for layout in ("one-pass", "GOT-10k", "VOT-supervised"):
+        path = side_path(folder, name, layout, kind)
+        if path.is_file():
+            return path
+    return None
 
 
 def find_confidence(folder: Path, name: str) -> Path | None:
     """The confidence file of sequence ``name`` in any accepted layout (None if absent)."""
-    for layout in ("one-pass", "GOT-10k", "VOT-supervised"):
-        path = confidence_path(folder, name, layout)
-        if path.is_file():
-            return path
-    return None
+    return find_side_file(folder, name, "confidence")
 
 
 def _read_column(path: Path) -> np.ndarray:
@@ -149,8 +178,8 @@ def find_result(folder: Path, name: str) -> tuple[Path, Path | None] | None:
 
 
 def load_result(folder: Path, name: str, offset: float = 0.0) -> Trajectory:
-    """Read ``name``'s result (and times and confidence, when present and as long) from a results folder; an
-    error lists what was tried."""
+    """Read ``name``'s result (and times, confidence and reported flags, when present and as long) from a results
+    folder; an error lists what was tried."""
     found = find_result(folder, name)
     if found is None:
         raise AnnotationError(
@@ -167,4 +196,9 @@ def load_result(folder: Path, name: str, offset: float = 0.0) -> Trajectory:
         scores = _read_column(scores_file)
         if len(scores) == len(trajectory):
             trajectory.scores = scores
+    reported_file = find_side_file(folder, name, "reported")
+    if reported_file is not None:
+        flags = _read_column(reported_file)
+        if len(flags) == len(trajectory):
+            trajectory.reported = flags > 0.5
     return trajectory

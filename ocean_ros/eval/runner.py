@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ocean_ros.core.types import TrackState
 from ocean_ros.eval.overlap import box_iou, polygon_box_overlap
 from ocean_ros.eval.results import BOX, FAILURE, INIT, SKIPPED, Trajectory
 from ocean_ros.eval.sequences import Sequence
@@ -24,54 +25,34 @@ SKIP_AFTER_FAILURE = 5  # VOT: re-initialise this many frames after a failure
 
 @dataclass(frozen=True)
 class TrackerSpec:
-    """How to build the tracker: weights, hyper-parameter preset, device and options."""
+    """How ``ocean-eval`` builds its tracker: weights, preset, device and options, passed to
+    :func:`ocean_ros.core.build.build_tracker` (whose rules decide what None and 'auto' mean)."""
 
-    checkpoint: Path
-    preset: str = "OTB2015"
+    checkpoint: Path | None  # None: the shipped model
+    preset: str | None = None  # None: the one stored with the checkpoint, else OTB2015
     device: str = "cpu"
-    online: bool | None = None  # None: as the preset says
-    crop_backend: str = "opencv"
+    online: bool | None = None  # None: as the preset says; True also turns the object-aware head off (TracKit)
+    crop_backend: str = "auto"
     half: bool = False
     backend: str = "auto"  # network runtime (TrackerConfig.backend)
 
     @property
     def name(self) -> str:
         """A default tracker name for result folders, e.g. ``Ocean-OTB2015``."""
-        return f"Ocean-{self.preset}" + ("-online" if self.online else "")
+        return f"Ocean-{self.preset or 'default'}" + ("-online" if self.online else "")
 
 
-def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; other names unchanged."""
-    if name != "auto":
-        return name
-    import torch
+def build_tracker(spec: TrackerSpec) -> Any:
+    """The :class:`~ocean_ros.core.tracker.OceanTracker` ``spec`` describes; a checkpoint lacking a part the
+    configuration uses (object-aware head, online classifier) raises the factory's MissingPartError."""
+    from ocean_ros.core.build import build_tracker as build
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def build_tracker(spec: TrackerSpec, notes: Callable[[str], None] = print) -> Any:
-    """Load the weights and build an :class:`OceanTracker` as ``spec`` says.
-
-    ``online=True`` is passed through the config (the object-aware head is then off, as in TracKit's online
-    presets); the core refuses it (ValueError / NotImplementedError) for weights without the online classifier
-    or while its online branch is unavailable.
-    """
-    from ocean_ros.core.config import TrackerConfig
-    from ocean_ros.core.network import load_network, source_has_align
-    from ocean_ros.core.tracker import OceanTracker
-
-    device = resolve_device(spec.device)
-    overrides: dict[str, Any] = {"crop_backend": spec.crop_backend, "half": spec.half, "backend": spec.backend}
+    overrides: dict[str, Any] = {"crop_backend": spec.crop_backend, "half": spec.half}
     if spec.online is not None:
         overrides["online"] = spec.online
         if spec.online:
             overrides["align"] = False
-    config = TrackerConfig.from_preset(spec.preset, **overrides)
-    if config.align and not source_has_align(spec.checkpoint):
-        config = config.replace(align=False)
-        notes(f"note: {spec.checkpoint} has no object-aware head; tracking without it")
-    net, _ = load_network(spec.checkpoint, config, device)
-    return OceanTracker(net, config, device)
+    return build(spec.checkpoint, spec.preset, spec.device, spec.backend, **overrides)
 
 
 def _first_box(sequence: Sequence) -> tuple[float, float, float, float]:
@@ -87,6 +68,7 @@ def run_one_pass(tracker: Any, sequence: Sequence, on_frame: Callable[[], None] 
     boxes = np.full((n, 4), np.nan)
     times = np.full(n, np.nan)
     scores = np.full(n, np.nan)
+    reported = np.ones(n, dtype=bool)  # the node publishes a box only in state TRACKING
     init_box = _first_box(sequence)
     frame = sequence.read(0)
     start = time.perf_counter()
@@ -101,9 +83,10 @@ def run_one_pass(tracker: Any, sequence: Sequence, on_frame: Callable[[], None] 
         result = tracker.track(frame)
         times[i] = time.perf_counter() - start
         boxes[i], scores[i] = result.box_xywh, result.score
+        reported[i] = result.state == TrackState.TRACKING
         if on_frame:
             on_frame()
-    return Trajectory(boxes, None, times, scores)
+    return Trajectory(boxes, None, times, scores, reported)
 
 
 def frame_overlap(sequence: Sequence, index: int, box: np.ndarray, bound: tuple[float, float]) -> float:

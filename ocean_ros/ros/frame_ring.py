@@ -73,3 +73,13 @@ class FrameRing:
 def format_stamp(stamp_ns: int) -> str:
     """Seconds.nanoseconds, as ROS tools print stamps."""
     return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
+
+
+def spaced(frames: list[StampedFrame], count: int) -> list[StampedFrame]:
+    """At most ``count`` of ``frames``, evenly spaced and ending with the newest (all when they fit)."""
+    if count <= 0 or not frames:
+        return []
+    if len(frames) <= count:
+        return frames
+    picks = np.linspace(len(frames) - 1, 0, count, endpoint=False)[::-1]
+    return [frames[int(round(i))] for i in picks]

@@ -63,3 +63,31 @@ def detection_array(header: Any, result: TrackResult | None, target_id: str, lab
     array.detections.append(detection)
     return array
 
+
+
+def tracker_status(header: Any, result: TrackResult | None, engine: Any, counts: tuple[int, int, int],
+                   convert_ms: float, total_ms: float) -> Any:
+    """ocean_ros_msgs/TrackerStatus of one processed frame (``result`` None: no target). ``engine`` gives the
+    target's identity and the online flag (a TrackingEngine); ``counts`` are frames (processed, dropped, refused)."""
+    from ocean_ros_msgs.msg import TrackerStatus
+
+    status = TrackerStatus(header=header)
+    state = result.state if result is not None else TrackState.IDLE
+    status.state = STATE_CODES[state]
+    status.online_enabled = engine.online_enabled
+    if result is not None:
+        status.score = float(result.score)
+        status.online_updated = bool(result.online_updated)
+        status.online_flag = result.online_flag
+    if state != TrackState.IDLE:
+        status.target_id, status.label = engine.target_id, engine.label
+        status.init_stamp = engine.init_stamp
+    timings = result.timings if result is not None else {}
+    status.convert_ms = float(convert_ms)
+    status.crop_ms = float(timings.get("crop", 0.0))
+    status.network_ms = float(timings.get("network", 0.0))
+    status.post_ms = float(timings.get("post", 0.0))
+    status.online_ms = float(timings.get("online", 0.0))
+    status.total_ms = float(total_ms)
+    status.frames_processed, status.frames_dropped, status.frames_rejected = counts
+    return status

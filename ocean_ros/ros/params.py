@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ocean_ros.core.build import DEFAULT_PRESET
 from ocean_ros.core.config import ParamSpec, TrackerConfig
 from ocean_ros.ros.node_config import NodeConfig
 
@@ -47,10 +48,23 @@ def read(node: Any, specs: Iterable[ParamSpec]) -> dict[str, Any]:
     return {spec.name: node.get_parameter(spec.name).value for spec in specs}
 
 
+def read_configs(node: Any) -> tuple[TrackerConfig, NodeConfig]:
+    """Both configurations from the node's parameters; ValueError naming unknown parameters or bad values."""
+    declared = {s.name for s in (*TrackerConfig.parameters(), *NodeConfig.parameters())}
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    unknown = sorted(
+        name for name in overrides
+        if name not in declared and name != "use_sim_time" and not name.startswith("qos_overrides.")
+    )
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(unknown)}; see config/tracker.yaml for the known ones")
+    return (TrackerConfig.from_dict(read(node, TrackerConfig.parameters())),
+            NodeConfig.from_dict(read(node, NodeConfig.parameters())))
+
+
 def tracker_defaults(preset: str) -> dict[str, Any]:
     """Declared defaults of the tracker parameters: the chosen preset's values (schema defaults if 'custom')."""
-    base = TrackerConfig() if preset == "custom" else TrackerConfig.from_preset(preset)
-    return base.to_dict()
+    return TrackerConfig.from_dict({"preset": preset}).to_dict()
 
 
 def yaml_text(preset: str = "LITE") -> str:
@@ -65,7 +79,7 @@ def yaml_text(preset: str = "LITE") -> str:
         "# ocean_ros/ros/node_config.py) by `python -m ocean_ros.ros.params`. Unknown keys make configuration fail.",
         "# Tracker hyper-parameters come from `preset`; uncomment a line to override that value. Left commented,",
         "# `preset` is the one stored with the checkpoint (LITE for the shipped model, whose values are shown), else",
-        "# 'custom'; set it (e.g. OTB2015, VOT2019) for official TracKit checkpoints.",
+        f"# {DEFAULT_PRESET}; set it (e.g. VOT2019, GOT10K) to suit an official TracKit checkpoint.",
         f"/**/{NODE_NAME}:",
         "  ros__parameters:",
     ]

@@ -1,4 +1,5 @@
-"""The tracker as the node drives it: device choice, weights, target identity, catch-up and debug drawing.
+"""The tracker as the node drives it: target identity, catch-up and debug drawing; and the node's default way
+of building it from the weights its parameters name (:class:`CheckpointTrackers`).
 
 Holds no ROS state besides building the debug image message; the node owns threads and messages.
 """
@@ -7,42 +8,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 import torch
 
+from ocean_ros.core.build import build_from_config, default_preset, resolve_device
 from ocean_ros.core.config import TrackerConfig
 from ocean_ros.core.model import OceanNet, OceanNetConfig
-from ocean_ros.core.network import load_network
+from ocean_ros.core.network import Weights, read_weights
 from ocean_ros.core.tracker import OceanTracker, check_init_box
 from ocean_ros.core.types import TrackResult, TrackState
+from ocean_ros.models import default_checkpoint
 from ocean_ros.ros.node_config import NodeConfig
 
 STATE_COLOURS = {TrackState.TRACKING: (0, 220, 0), TrackState.LOST: (0, 0, 255), TrackState.IDLE: (160, 160, 160)}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cuda[:N]' must exist. Raises ValueError with the reason."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name} requested but CUDA is not available (torch {torch.__version__})")
-        index = device.index or 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return device
+RANDOM_WEIGHTS = "RANDOM (allow_random_weights)"
 
 
 class TrackingEngine:
     """One :class:`OceanTracker` plus what the node publishes about its target."""
 
-    def __init__(self, tracker: OceanTracker, device: torch.device, source: str) -> None:
+    def __init__(self, tracker: OceanTracker, source: str) -> None:
         self.tracker = tracker
-        self.device = device
+        self.device = tracker.device
         self.source = source
         self.target_id = ""
         self.label = ""
@@ -123,28 +113,55 @@ class TrackingEngine:
         return array_to_image(canvas, "bgr8", header)
 
 
-def build_engine(tracker_config: TrackerConfig, node_config: NodeConfig) -> TrackingEngine:
-    """Load the weights (or random ones when allowed) on the configured device and build the tracker."""
-    device = resolve_device(node_config.device)
-    if device.type == "cpu":
-        torch.set_num_threads(node_config.cpu_threads or max(1, (os.cpu_count() or 2) - 1))
-    if tracker_config.half and device.type != "cuda":
-        raise ValueError(f"half precision needs CUDA; the device is {device}")
-    dtype = torch.float16 if tracker_config.half else torch.float32
-    if node_config.checkpoint:
-        net, _ = load_network(node_config.checkpoint, tracker_config, device)
-        source = node_config.checkpoint
-    else:
-        if tracker_config.backend not in ("auto", "torch"):
-            raise ValueError(
-                f"allow_random_weights runs the torch network; backend {tracker_config.backend!r} needs a checkpoint"
-            )
-        torch.manual_seed(0)
-        net = OceanNet(OceanNetConfig(align=tracker_config.align)).to(device=device, dtype=dtype).eval()
-        source = "RANDOM (allow_random_weights)"
-    if tracker_config.align and not net.has_align:
-        raise ValueError(
-            f"preset {tracker_config.preset} uses the object-aware head but {source} has none; "
-            "set align:=false or use a checkpoint with align_head weights"
-        )
-    return TrackingEngine(OceanTracker(net, tracker_config, device), device, source)
+def weights_path(node_config: NodeConfig) -> str:
+    """The weights the node runs: its checkpoint, else the shipped model ('' for random weights, when allowed).
+
+    FileNotFoundError when none is given and the shipped model is missing."""
+    if node_config.checkpoint or node_config.allow_random_weights:
+        return node_config.checkpoint
+    return str(default_checkpoint())
+
+
+class TrackerFactory(Protocol):
+    """What the node builds its tracker with: the preset its weights imply, and the tracker itself."""
+
+    def default_preset(self, node_config: NodeConfig) -> str: ...
+
+    def __call__(self, config: TrackerConfig, node_config: NodeConfig) -> OceanTracker: ...
+
+
+class CheckpointTrackers:
+    """The node's default :class:`TrackerFactory`: :func:`weights_path` built by
+    :func:`ocean_ros.core.build.build_tracker`; random ResNet-50 weights only with ``allow_random_weights``.
+
+    The weights read for the preset default are kept for the build that follows, so the file is read once.
+    """
+
+    def __init__(self) -> None:
+        self._weights: Weights | None = None
+
+    def _read(self, path: str) -> Weights:
+        if self._weights is None or str(self._weights.path) != path:
+            self._weights = read_weights(path)
+        return self._weights
+
+    def default_preset(self, node_config: NodeConfig) -> str:
+        """The preset stored with the weights, else the build's default (also when they cannot be read: then
+        configuration reports why)."""
+        try:
+            path = weights_path(node_config)
+            return default_preset(self._read(path) if path else None)
+        except (OSError, ValueError):
+            return default_preset(None)
+
+    def __call__(self, config: TrackerConfig, node_config: NodeConfig) -> OceanTracker:
+        device = resolve_device(node_config.device)
+        if device.type == "cpu":
+            torch.set_num_threads(node_config.cpu_threads or max(1, (os.cpu_count() or 2) - 1))
+        path = weights_path(node_config)
+        if path:
+            weights, self._weights = self._read(path), None  # the build holds the tensors no longer than needed
+        else:
+            torch.manual_seed(0)
+            weights = OceanNet(OceanNetConfig(align=config.align))
+        return build_from_config(weights, config, device)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ocean_ros.ros.session import NodeProcess
+from ocean_ros.rostools.session import NodeProcess
 
 BUNDLED_SEQUENCE = Path(__file__).resolve().parent.parent / "data" / "Crossing"
 
@@ -59,7 +59,7 @@ def start_node(args: argparse.Namespace, namespace: str, env: dict[str, str]) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ocean_ros.ros.dds import apply_loopback_environment
+    from ocean_ros.rostools.dds import apply_loopback_environment
 
     env = apply_loopback_environment()
     from ocean_ros.eval.sequences import open_sequence
@@ -81,14 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(args, sequence, count, namespace, node) -> int:
     from ocean_ros_msgs.msg import TrackerStatus
     from ocean_ros_msgs.srv import InitTarget
-    from rclpy.qos import QoSProfile, qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
+    from rclpy.qos import QoSProfile
     from vision_msgs.msg import Detection2DArray
 
-    from ocean_ros.ros.image_conversion import array_to_image
     from ocean_ros.ros.messages import stamp_to_ns
-    from ocean_ros.ros.session import RosSession
+    from ocean_ros.rostools.camera import CameraPublisher
+    from ocean_ros.rostools.session import RosSession
 
     session = RosSession("ocean_demo_camera")
     peer = session.node
@@ -107,15 +105,14 @@ def run(args, sequence, count, namespace, node) -> int:
     base = f"{namespace}/ocean_tracker"
     peer.create_subscription(Detection2DArray, f"{base}/detections", on_detections, QoSProfile(depth=100))
     peer.create_subscription(TrackerStatus, f"{base}/status", on_status, QoSProfile(depth=100))
-    camera = peer.create_publisher(Image, f"{namespace}/image", qos_profile_sensor_data)
+    camera = CameraPublisher(peer, f"{namespace}/image")
     init = peer.create_client(InitTarget, f"{base}/init_target")
     try:
         print(f"starting the tracker node (log: {args.node_log}) ...", flush=True)
         if not init.wait_for_service(timeout_sec=120) or not node.alive():
             print(f"the node did not come up; see {args.node_log}", file=sys.stderr)
             return 1
-        while camera.get_subscription_count() < 1:
-            time.sleep(0.05)
+        camera.wait_subscribers(1, timeout=float("inf"))
         pace = "in lockstep with the node" if args.lockstep else f"at {args.rate:g} Hz"
         print(f"publishing {count} frames of {sequence.name} {pace}", flush=True)
         period = 1.0 / args.rate
@@ -126,10 +123,9 @@ def run(args, sequence, count, namespace, node) -> int:
             frame = sequence.read(index)
             time.sleep(max(0.0, next_time - time.monotonic()))
             next_time += period
-            header = Header(frame_id="camera", stamp=peer.get_clock().now().to_msg())
-            stamp = stamp_to_ns(header.stamp)
+            stamp = camera.now_ns()
             for _attempt in range(5 if args.lockstep else 1):  # lockstep: resend if best effort lost it
-                camera.publish(array_to_image(frame, "bgr8", header))
+                camera.publish(frame, stamp)
                 sent[stamp] = (index, time.monotonic())
                 if not args.lockstep or wait_for(lambda s=stamp: s in statuses, 10.0, lock, node):
                     break
@@ -162,7 +158,7 @@ def send_init(client, sequence, sent, statuses, lock) -> bool:
     """Init on the first frame the node has acknowledged (its status arrived), with that frame's ground truth."""
     from ocean_ros_msgs.srv import InitTarget
 
-    from ocean_ros.ros.session import call_service
+    from ocean_ros.rostools.session import call_service
 
     with lock:
         seen = [stamp for stamp in sent if stamp in statuses]

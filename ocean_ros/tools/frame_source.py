@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ocean_ros.rostools.camera import ENCODINGS
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -61,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, help="number of frames (default: all images / unlimited)")
     parser.add_argument("--width", type=int, default=640, help="synthetic frame width, pixels")
     parser.add_argument("--height", type=int, default=480, help="synthetic frame height, pixels")
-    parser.add_argument("--encoding", default="rgb8", choices=("rgb8", "bgr8", "mono8"), help="image encoding")
+    parser.add_argument("--encoding", default="rgb8", choices=ENCODINGS, help="image encoding")
     parser.add_argument("--frame-id", default="camera", help="header.frame_id")
     parser.add_argument("--reliable", action="store_true", help="reliable QoS instead of sensor data")
     parser.add_argument(
@@ -74,38 +76,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def to_encoding(frame_bgr: np.ndarray, encoding: str) -> np.ndarray:
-    """Convert a BGR frame to the array layout of ``encoding``."""
-    if encoding == "rgb8":
-        return np.ascontiguousarray(frame_bgr[:, :, ::-1])
-    if encoding == "mono8":
-        return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-    return frame_bgr
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from std_msgs.msg import Header
 
-    from ocean_ros.ros.image_conversion import array_to_image
+    from ocean_ros.rostools.camera import CameraPublisher
 
     rclpy.init()
     node = rclpy.create_node("ocean_frame_source")
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-
-    publisher = node.create_publisher(Image, args.topic, qos)
+    camera = CameraPublisher(node, args.topic, encoding=args.encoding, reliable=args.reliable, frame_id=args.frame_id)
     log = node.get_logger()
     try:
-        deadline = time.monotonic() + args.wait_timeout
-        while publisher.get_subscription_count() < args.wait_subscribers:
-            if time.monotonic() > deadline:
-                log.error(f"no {args.wait_subscribers} subscriber(s) on {args.topic} within {args.wait_timeout}s")
-                return 3
-            time.sleep(0.02)
+        if not camera.wait_subscribers(args.wait_subscribers, args.wait_timeout):
+            log.error(f"no {args.wait_subscribers} subscriber(s) on {args.topic} within {args.wait_timeout}s")
+            return 3
         period = 1.0 / args.rate
         next_time = time.monotonic()
         sent = 0
@@ -113,12 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             delay = next_time - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            header = Header(frame_id=args.frame_id)
-            header.stamp = node.get_clock().now().to_msg()
-            publisher.publish(array_to_image(to_encoding(frame, args.encoding), args.encoding, header))
+            camera.publish(frame)
             sent += 1
             next_time += period
-        log.info(f"published {sent} frames on {publisher.topic_name}")
+        log.info(f"published {sent} frames on {camera.topic}")
     except KeyboardInterrupt:
         pass
     finally:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from ocean_ros.core.checkpoint import load_pretrained_trunk, save_checkpoint
 from ocean_ros.core.model import LiteNetConfig, OceanLiteNet
-from ocean_ros.eval.validation_set import data_root
+from ocean_ros.eval.validation_set import REPO_ROOT, data_root
 
 from .config import TrainConfig
 from .datasets import DataError, read_source
@@ -40,7 +40,6 @@ from .teacher import NanoTeacher, load_teacher
 __all__ = ["Trainer", "data_root", "lr_at", "run_epoch_steps"]
 
 TRAIN_FORMAT = "ocean_ros.train.v1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def lr_at(epoch: float, cfg: TrainConfig) -> float:

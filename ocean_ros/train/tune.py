@@ -50,8 +50,8 @@ GRID: dict[str, list[Any]] = {
 
 ONLINE_GRID: dict[str, list[Any]] = {
     "online_ratio": [0.3, 0.5, 0.7, 0.85],
-    "online_update_interval": [3, 10],
-    "online_search_area_scale": [3.0, 4.0],
+    "online.update_interval": [3, 10],
+    "online.search_area_scale": [3.0, 4.0],
 }
 
 CHECKPOINT_KEY = "checkpoint"  # a grid key naming the weights: the model is chosen by cross-validation too

@@ -21,11 +21,11 @@ def evaluate_sequences(net: nn.Module, sequences: list, config: Any, device: tor
     ``per_frame`` adds to each sequence ``lost_frames``, ``conf_auroc`` and the tracked frames' (initialisation
     frame left out) ``frame_scores`` and ``frame_ious`` (NaN IoU where the frame has no ground truth).
     """
-    from ocean_ros.core.tracker import OceanTracker
+    from ocean_ros.core.build import build_from_config
     from ocean_ros.eval.runner import run_one_pass
     from ocean_ros.eval.scoring import score_one_pass
 
-    tracker = OceanTracker(net, config, device)
+    tracker = build_from_config(net, config, device)
     per: dict[str, dict[str, Any]] = {}
     for seq in sequences:
         score = score_one_pass(seq, run_one_pass(tracker, seq))
@@ -54,14 +54,12 @@ def validation_sequences(cfg: TrainConfig, root: Path) -> list:
 
 
 def validate(net: nn.Module, cfg: TrainConfig, root: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Scores of the net on the validation sequences with the ``validation.preset`` tracker settings."""
-    from ocean_ros.core.config import TrackerConfig
+    """Scores of the net on the validation sequences with the ``validation.preset`` tracker settings, less the
+    parts the net does not have (yet: a stage-1 net gets its online classifier in the online stage)."""
+    from ocean_ros.core.build import tracker_config
 
-    config = TrackerConfig.from_preset(cfg.validation.preset)
-    if config.align and not getattr(net, "has_align", False):
-        config = config.replace(align=False)
-    if config.online and not getattr(net, "has_classifier", False):  # a stage-1 net: its online stage comes later
-        config = config.replace(online=False)
+    absent = {"align": net.has_align, "online": net.has_classifier}
+    config = tracker_config(None, cfg.validation.preset, **{name: False for name, has in absent.items() if not has})
     was_training = net.training
     try:
         return evaluate_sequences(net, validation_sequences(cfg, root), config, device)

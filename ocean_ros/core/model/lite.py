@@ -101,6 +101,8 @@ class OceanLiteNet(nn.Module):
     """
 
     arch = ARCH
+    backend = "torch"  # the runtime computing the maps (ocean_ros.core.contract.OceanModel)
+    search_sizes = None  # any search size the geometry allows
 
     def __init__(self, config: LiteNetConfig | None = None) -> None:
         super().__init__()

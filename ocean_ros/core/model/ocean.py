@@ -60,6 +60,14 @@ class OceanNet(nn.Module):
         """True when the object-aware head is built (and its weights loaded)."""
         return self.align_head is not None
 
+    @property
+    def has_classifier(self) -> bool:
+        """False: the online classifier comes with :class:`OnlineOceanNet`."""
+        return False
+
+    backend = "torch"  # the runtime computing the maps (ocean_ros.core.contract.OceanModel)
+    search_sizes = None  # any search size the geometry allows
+
     # --- geometry (the tracker's score grid comes from here)
     stride = STRIDE
     arch = "ocean_resnet50"

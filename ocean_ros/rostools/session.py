@@ -15,7 +15,7 @@ from typing import Any
 class RosSession:
     """A private rclpy context with one node, spun by a daemon executor thread until :meth:`close`.
 
-    The DDS environment must be set before the first session (see :mod:`ocean_ros.ros.dds`).
+    The DDS environment must be set before the first session (see :mod:`ocean_ros.rostools.dds`).
     """
 
     def __init__(self, name: str, domain_id: int | None = None) -> None:
