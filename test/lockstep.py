@@ -21,17 +21,14 @@ def _digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-class MemoNet(nn.Module):
-    """A network wrapper whose ``track`` reuses the previous output for an identical (crop, template) input."""
+class NetWrapper(nn.Module):
+    """A network wrapper: geometry, flags, template and the online parts come from the real network."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
-        self.calls = 0
-        self.hits = 0
-        self._last: tuple[str, object] | None = None
 
-    def __getattr__(self, name: str):  # geometry, flags and the online parts come from the real network
+    def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
         except AttributeError:
@@ -41,6 +38,16 @@ class MemoNet(nn.Module):
 
     def template(self, z):
         return self.net.template(z)
+
+
+class MemoNet(NetWrapper):
+    """A network wrapper whose ``track`` reuses the previous output for an identical (crop, template) input."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__(net)
+        self.calls = 0
+        self.hits = 0
+        self._last: tuple[str, object] | None = None
 
     def track(self, x, zf, use_align=True):
         self.calls += 1

@@ -117,8 +117,9 @@ def write_recorded_bag(path, stamps, gt, predictions, storage="sqlite3", with_st
                 status = store.types[bt.TRACKER_STATUS](
                     header=bt.header(ns, "cam"), state=1, score=0.7, target_id="t", label="",
                     init_stamp=bt.stamp(stamps[0]), online_enabled=False, online_updated=False, online_flag="",
+                    searching=False, reacquired=False, redetect_ms=0.0,
                     convert_ms=1.0, crop_ms=2.0, network_ms=3.0, post_ms=1.0, online_ms=0.0, total_ms=10.0 + i,
-                    frames_processed=i, frames_dropped=2, frames_rejected=0,
+                    frames_processed=i, frames_dropped=2, frames_rejected=0, losses=0, reacquisitions=0,
                 )
                 writer.write(status_conn, ns + 6_000_000, store.serialize_cdr(status, bt.TRACKER_STATUS))
 

@@ -202,3 +202,21 @@ def test_worker_refuses_counts_and_survives(worker):
     worker.offer(40, np.zeros((48, 64, 3), np.uint8), header(40), time.perf_counter())
     assert worker.wait_for(3).result.state != TrackState.IDLE
     assert worker.stats.rejected["size_changed"] == 1 and worker.stats.counts["errors"] == 0
+
+
+def test_stats_count_losses_probes_and_reacquisitions_and_diagnose_them():
+    from ocean_ros.core.types import TrackResult
+
+    stats = NodeStats()
+    T, L = TrackState.TRACKING, TrackState.LOST
+
+    def frame(state: TrackState, searching: bool = False, reacquired: bool = False) -> TrackResult:
+        return TrackResult((0.0, 0.0, 1.0, 1.0), 0.5, state, searching=searching, reacquired=reacquired)
+
+    sequence = [(T, frame(T)), (T, frame(L, True)), (L, frame(L, True)), (L, frame(T, True, True)),
+                (T, frame(L, True)), (L, frame(T))]  # the second loss ends through the local search
+    for before, result in sequence:
+        stats.tracked(result, before)
+    assert (stats.counts["losses"], stats.counts["redetect_probes"], stats.counts["reacquisitions"]) == (2, 4, 1)
+    values = stats.diagnose(TrackState.LOST, time.monotonic(), {}).values
+    assert (values["losses"], values["redetect_probes"], values["reacquisitions"]) == ("2", "4", "1")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from lockstep import MemoNet
+from lockstep import MemoNet, NetWrapper
 from torch import nn
 
 from ocean_ros.core import geometry as g
@@ -61,21 +61,13 @@ def golden_net(golden_dir):
     return net
 
 
-class RecordingNet(nn.Module):
+class RecordingNet(NetWrapper):
     """Wraps the real network and keeps the search crops it is given (as uint8 arrays)."""
 
     def __init__(self, net: nn.Module, keep: int = 5) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net)
         self.keep = keep
         self.crops: list[np.ndarray] = []
-
-    @property
-    def has_align(self) -> bool:
-        return self.net.has_align
-
-    def template(self, z):
-        return self.net.template(z)
 
     def track(self, x, zf, use_align=True):
         if len(self.crops) < self.keep:
@@ -258,9 +250,19 @@ class FakeNet(nn.Module):
         self.logit = 2.0
         self.track_inputs: list[torch.Tensor] = []
 
+    backend, stride, has_classifier, search_sizes = "torch", 8, False, None
+
     @property
     def has_align(self) -> bool:
         return self._align
+
+    @staticmethod
+    def score_size(search_size: int) -> int:
+        return g.score_size(search_size)
+
+    @staticmethod
+    def grid_origin(search_size: int) -> float:
+        return float(g.score_grid(g.score_size(search_size), search_size)[0])
 
     def template(self, z):
         assert z.shape[-2:] == (127, 127)
@@ -296,8 +298,8 @@ def test_states_idle_tracking_lost_and_recovery():
     net.logit = -5.0  # sigmoid ~ 0.007 < 0.5
     states = [tracker.track(FRAME).state for _ in range(4)]
     assert states == [TrackState.TRACKING, TrackState.TRACKING, TrackState.LOST, TrackState.LOST]
-    net.logit = 3.0
-    assert tracker.track(FRAME).state is TrackState.TRACKING
+    net.logit = 3.0  # sigmoid ~ 0.95 >= found_threshold: a loss ends after found_frames confident frames
+    assert [tracker.track(FRAME).state for _ in range(2)] == [TrackState.LOST, TrackState.TRACKING]
     tracker.reset()
     assert tracker.state is TrackState.IDLE
     with pytest.raises(ValueError, match="before initialize"):

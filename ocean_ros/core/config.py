@@ -78,10 +78,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # not computed. Online update on, penalty_k, online_ratio and the weights themselves chosen by leave-one-out
     # cross-validation over the 11-sequence validation set (`python -m ocean_ros.train.tune`; model card): held-out
     # mean AUC 0.594 against 0.534 offline. lost_threshold: the cross-validated balanced-accuracy threshold.
+    # Re-detection while LOST (not in TracKit, so off in its presets): 0.616 with it (model card).
     "LITE": dict(
         total_stride=16, penalty_k=0.16, lr=0.15, window_influence=0.35, small_sz=287, big_sz=255,
         context_amount=0.45, align=False, align_ratio=1.0,
-        online=True, online_ratio=0.5, lost_threshold=0.42,
+        online=True, online_ratio=0.5, lost_threshold=0.42, redetect=True,
         **{"online.update_interval": 10, "online.search_area_scale": 3.0},
     ),
 }
@@ -279,12 +280,34 @@ class TrackerConfig:
         5, "consecutive low-score frames after which the state becomes LOST (frames)",
         range=(1, 10000), runtime_safe=True,
     )
+    found_threshold: float = param_field(
+        0.6, "score a LOST target needs again (local step, or a re-detection probe) to count as found; at least "
+        "lost_threshold (0..1)", range=UNIT, runtime_safe=True,
+    )
+    found_frames: int = param_field(
+        2, "consecutive confident frames (or agreeing re-detection probes) that end a loss (frames)",
+        range=(1, 10000), runtime_safe=True,
+    )
+    found_online_score: float = param_field(
+        0.38, "with the online branch on: its raw filter response a LOST target needs at the new box before the loss "
+        "ends (cross-validated: held-out, 90 % of target boxes reach it, 2 % of background)",
+        range=(-100.0, 100.0), runtime_safe=True,
+    )
+    redetect: bool = param_field(
+        False, "while LOST, also scan the frame for the target at its scale (one extra network pass per frame, "
+        "window off) and jump to a re-detection that agreeing probes confirm (and the online filter prefers); "
+        "not in TracKit: off in its presets, on in LITE",
+        runtime_safe=True,
+    )
     online_params: OnlineParams = group_field(OnlineParams)
 
     def __post_init__(self) -> None:
         check_fields(self, [spec for spec in schema_of(type(self)) if spec.type is not OnlineParams])
         if not isinstance(self.online_params, OnlineParams):
             raise ValueError(f"online_params must be an OnlineParams, got {type(self.online_params).__name__}")
+        if self.found_threshold < self.lost_threshold:
+            raise ValueError(f"found_threshold={self.found_threshold} is below lost_threshold={self.lost_threshold}: "
+                             "a loss could end on a score that counts as low")
         for name in ("small_sz", "big_sz"):
             size = getattr(self, name)
             if (size - self.exemplar_size) % self.total_stride:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .config import TrackerConfig
+from .contract import OceanModel
 from .types import Box
 
 __all__ = ["OnlineUnsupportedError", "check_init_box", "check_model", "to_bgr"]
@@ -67,30 +68,33 @@ class OnlineUnsupportedError(NotImplementedError, ValueError):
 
 
 def check_model(model: object, config: TrackerConfig, device: torch.device) -> str:
-    """Check that ``model`` can run ``config`` on ``device`` (ValueError naming the mismatch); returns the
-    runtime computing its maps (the model's ``backend``, 'torch' when it names none)."""
+    """Check that ``model`` is an :class:`~ocean_ros.core.contract.OceanModel` that can run ``config`` on
+    ``device`` (ValueError naming the mismatch); returns the runtime computing its maps."""
+    if not isinstance(model, OceanModel):
+        missing = [name for name in vars(OceanModel) if not name.startswith("_") and not hasattr(model, name)]
+        raise ValueError(f"{type(model).__name__} is not an Ocean network: it lacks {', '.join(missing)}")
     if config.half and device.type != "cuda":
         raise ValueError(f"half precision needs a CUDA device, got {device}")
-    if config.online and not getattr(model, "has_classifier", False):
+    if config.online and not model.has_classifier:
         raise OnlineUnsupportedError(
             "config.online is set but the model has no online classifier: load an online checkpoint "
             "(the shipped ocean_lite.pth, or TracKit's classifier.* and layeronline weights, e.g. OceanV19on.pth)"
         )
-    if config.align and not getattr(model, "has_align", False):
+    if config.align and not model.has_align:
         raise ValueError("config.align is set but the model has no object-aware head (align_head)")
-    model_stride = int(getattr(model, "stride", 8))
+    model_stride = int(model.stride)
     if model_stride != config.total_stride:
         raise ValueError(
             f"config.total_stride={config.total_stride} but the network's stride is {model_stride}; use the "
             "preset stored with the checkpoint (e.g. LITE for Ocean-Lite)"
         )
-    backend = str(getattr(model, "backend", "torch"))
+    backend = str(model.backend)
     if config.backend not in ("auto", backend):
         raise ValueError(
-            f"config.backend={config.backend!r} but the network given runs on {backend}; load it with "
-            "ocean_ros.core.network.load_network(checkpoint, config)"
+            f"config.backend={config.backend!r} but the network given runs on {backend}; build the tracker "
+            "with ocean_ros.core.build.build_tracker(checkpoint, backend=...)"
         )
-    exported = getattr(model, "search_sizes", None)  # a graph runner serves the sizes it was exported for
+    exported = model.search_sizes  # a graph runner serves the sizes it was exported for (None: any)
     if exported is not None and not {config.small_sz, config.big_sz} <= set(exported):
         raise ValueError(
             f"the network has search graphs for {sorted(exported)} but the config picks "

@@ -26,7 +26,7 @@ from torch import nn
 from .config import StepParams
 from .geometry import crop_opencv, crop_torch, frame_to_device, round_half_even, search_crop_side, template_crop_side
 from .graphs import GraphCache
-from .online import OnlineBranch
+from .online import OnlineBranch, OnlineScore
 from .scalars import STATE_DTYPE, Numbers, Scalar
 from .siamese import Peak, ScoreGrid, decode_boxes, fuse_scores, peak_picks, update_state
 from .timing import StageTimer
@@ -101,6 +101,7 @@ class Step:
         self.net_dtype = net_dtype
         self.use_graph = use_graph
         self.graphs = GraphCache(self.device, MAX_GRAPHS)
+        self.grid_span = float(grid.coords[-1] - grid.coords[0])  # search px from the first cell to the last
         width, height = image_wh
         on_device = not numbers.on_host
         pinned = on_device and self.device.type == "cuda"
@@ -188,20 +189,10 @@ class Step:
         """One frame: online score → crop → network → score → peak → new state → online update; writes the state,
         the readout and the online state. ``mark`` ends a stage (for timing; host numbers only)."""
         p = StepParams(*self.params.get())
-        cx, cy, w, h = self.state.get()
         online = self.online.score(self.frame_t) if self.online is not None else None
         if online is not None:
             mark("online")
-        scale_z, side = search_crop_side(w, h, self.context_amount, self.exemplar_size, self.search_size)
-        x = self.crop((cx, cy), self.search_size, side)
-        mark("crop")
-        out = self.model.track(x, self.zf, use_align=self.use_align)
-        mark("network")
-        score = fuse_scores(out.cls, out.align if self.use_align else None, p.align_ratio)
-        picks = peak_picks(score, decode_boxes(out.reg, self.grid), self.grid, w * scale_z, h * scale_z, p.penalty_k,
-                           p.window_influence, online.scores if online is not None else None, p.online_ratio)
-        peak = Peak(*self.numbers.of(picks))
-        new, _ = update_state((cx, cy, w, h), peak, scale_z, self.search_size, p.lr, self.image_wh)
+        new, readout = self._search(self.state.get(), p, p.window_influence, online, mark)
         self.state.set(new)
         mark("post")
         flag: Scalar = -1
@@ -209,7 +200,36 @@ class Step:
             self.online.adopt(online, new, self.image_wh)
             flag = online.flag
             mark("online")
-        self.result.set([*new, peak.index, peak.score, peak.penalty, peak.pscore, scale_z, side, flag])
+        self.result.set([*readout, flag])
+
+    def _search(self, state: Sequence[Scalar], p: StepParams, window_influence: Scalar, online: OnlineScore | None,
+                mark: Callable[[str], None]) -> tuple[tuple[Scalar, ...], list[Scalar]]:
+        """Crop → network → score → peak → new state from ``state`` (cx, cy, w, h; frame px); returns the new state
+        and the readout's fields but the flag."""
+        cx, cy, w, h = state
+        scale_z, side = search_crop_side(w, h, self.context_amount, self.exemplar_size, self.search_size)
+        x = self.crop((cx, cy), self.search_size, side)
+        mark("crop")
+        out = self.model.track(x, self.zf, use_align=self.use_align)
+        mark("network")
+        score = fuse_scores(out.cls, out.align if self.use_align else None, p.align_ratio)
+        picks = peak_picks(score, decode_boxes(out.reg, self.grid), self.grid, w * scale_z, h * scale_z, p.penalty_k,
+                           window_influence, online.scores if online is not None else None, p.online_ratio)
+        peak = Peak(*self.numbers.of(picks))
+        new, _ = update_state((cx, cy, w, h), peak, scale_z, self.search_size, p.lr, self.image_wh)
+        return new, [*new, peak.index, peak.score, peak.penalty, peak.pscore, scale_z, side]
+
+    def probe(self, center_xy: tuple[float, float], size_wh: tuple[float, float]) -> StepReadout:
+        """This frame's search run from elsewhere, for re-detection: a search crop for a ``size_wh`` target around
+        ``center_xy`` (frame px), cosine window and online map off; the state is left alone. Eager, read at once."""
+        p = StepParams(*self.params.get())
+        _, readout = self._search((*center_xy, *size_wh), p, 0.0, None, _no_mark)
+        return StepReadout.of([float(v) for v in (*readout, -1)])
+
+    def reach(self, size_wh: tuple[float, float]) -> float:
+        """Frame px spanned by the score grid's cells for a ``size_wh`` target: the region one probe covers."""
+        scale_z, _ = search_crop_side(*size_wh, self.context_amount, self.exemplar_size, self.search_size)
+        return self.grid_span / scale_z
 
     def run(self, frame: np.ndarray, timer: StageTimer) -> None:
         """Upload ``frame`` and run the step (a graph replay when captured for this key), then start the copy of

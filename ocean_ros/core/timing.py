@@ -1,16 +1,13 @@
-"""Per-stage wall times of a frame, and the result of a frame whose step has been launched."""
+"""Per-stage wall times of a frame (host clocks on a CPU, CUDA events on a GPU)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Generic, TypeVar
 
 import torch
 
-__all__ = ["PendingTrack", "StageTimer"]
+__all__ = ["StageTimer"]
 
-T = TypeVar("T")
 
 
 class StageTimer:
@@ -46,22 +43,3 @@ class StageTimer:
             timings[stage] = timings.get(stage, 0.0) + elapsed
         timings["total"] = (time.perf_counter() - self._t0) * 1000.0
         return timings
-
-
-class PendingTrack(Generic[T]):
-    """A frame whose step has been launched; :meth:`result` waits for it (on CUDA, for its event) once."""
-
-    def __init__(self, finish: Callable[[], T], ready: Callable[[], bool]) -> None:
-        self._finish = finish
-        self._ready = ready
-        self._result: T | None = None
-
-    def ready(self) -> bool:
-        """True when :meth:`result` will not block."""
-        return self._result is not None or self._ready()
-
-    def result(self) -> T:
-        """The frame's result (the tracker's state is updated on the first call)."""
-        if self._result is None:
-            self._result = self._finish()
-        return self._result

@@ -19,13 +19,14 @@ from .config import TrackerConfig, step_params
 from .geometry import average_colour, fill_colour
 from .inputs import OnlineUnsupportedError, check_init_box, check_model, to_bgr
 from .online import OnlineBranch
+from .redetect import LossHysteresis, Redetector, ScanPlan, online_agrees
 from .scalars import Numbers
 from .siamese import ScoreGrid, make_score_grid
 from .step import Step, StepReadout
-from .timing import PendingTrack, StageTimer
+from .timing import StageTimer
 from .types import Box, TrackResult, TrackState
 
-__all__ = ["STEP_MODES", "OceanTracker", "OnlineUnsupportedError", "PendingTrack", "check_init_box", "to_bgr"]
+__all__ = ["STEP_MODES", "OceanTracker", "OnlineUnsupportedError", "check_init_box", "to_bgr"]
 
 _LOG = logging.getLogger(__name__)
 # How the one step runs. classic: with the config's crop backend (OpenCV on CPU by default: host numbers, nothing
@@ -68,7 +69,6 @@ class OceanTracker:
         self.graph_failure: str | None = None
         self._grids: dict[int, ScoreGrid] = {}
         self._steps: dict[tuple[int, int, int], Step] = {}
-        self._pending: PendingTrack[TrackResult] | None = None
         self.online_branch: OnlineBranch | None = None
         if config.online:
             graphs = self.step_mode == "graph"
@@ -83,8 +83,7 @@ class OceanTracker:
         return self._config
 
     def update_config(self, **changes: object) -> TrackerConfig:
-        """Change run-time-safe tunables (flat names, ``TrackerConfig.runtime_safe_names()``) without losing the
-        target."""
+        """Change run-time-safe tunables (``TrackerConfig.runtime_safe_names()``) without losing the target."""
         known = {spec.name for spec in TrackerConfig.parameters()}
         safe = TrackerConfig.runtime_safe_names()
         unsafe = sorted(name for name in changes if name in known and name not in safe)
@@ -97,14 +96,13 @@ class OceanTracker:
                 step.drop_graphs()
         if self._step is not None:
             self._step.set_params(step_params(self._config))
+        self._loss.retune(self._config)
         return self._config
 
     @staticmethod
     def resolve_crop_backend(name: str, device: torch.device) -> str:
         """'auto' → 'opencv' on CPU (host crops are ~20× faster there), 'torch' on CUDA; other names unchanged."""
-        if name != "auto":
-            return name
-        return "torch" if device.type == "cuda" else "opencv"
+        return name if name != "auto" else "torch" if device.type == "cuda" else "opencv"
 
     @staticmethod
     def resolve_step_mode(mode: str | None, config: TrackerConfig, device: torch.device) -> str:
@@ -135,14 +133,14 @@ class OceanTracker:
 
     def reset(self) -> None:
         """Forget the target; the tracker returns to IDLE."""
-        self._pending = None
         self._step: Step | None = None
         self._state = TrackState.IDLE
         self._center = (0.0, 0.0)
         self._size = (0.0, 0.0)
         self._search_size = 0
         self._image_wh = (0, 0)
-        self._low_frames = 0
+        self._loss = LossHysteresis.of(self._config)
+        self._search: Redetector | None = None  # the frame scan while LOST
         self._frame_index = 0
         if self.online_branch is not None:
             self.online_branch.reset()
@@ -151,7 +149,6 @@ class OceanTracker:
     @torch.inference_mode()
     def initialize(self, frame_bgr: np.ndarray, box_xywh: Sequence[float]) -> None:
         """Start tracking the target inside ``box_xywh`` (x, y, w, h; 0-based frame px) on ``frame_bgr``."""
-        self._settle()
         frame = to_bgr(frame_bgr)
         height, width = frame.shape[:2]
         box = check_init_box(box_xywh, width, height)
@@ -170,18 +167,12 @@ class OceanTracker:
         self._search_size, self._image_wh = search_size, (width, height)
         self._state = TrackState.TRACKING
 
-    def track(self, frame_bgr: np.ndarray) -> TrackResult:
-        """Locate the target in the next frame; returns the box, score in [0, 1], state and stage timings."""
-        return self.track_async(frame_bgr).result()
-
     @torch.inference_mode()
-    def track_async(self, frame_bgr: np.ndarray) -> PendingTrack[TrackResult]:
-        """Launch the next frame; the returned :class:`PendingTrack` gives its result.
+    def track(self, frame_bgr: np.ndarray) -> TrackResult:
+        """Locate the target in the next frame; returns the box, score in [0, 1], state and stage timings.
 
-        With device numbers on CUDA the call returns once the step is queued (the online optimiser, when due,
-        runs in :meth:`PendingTrack.result`); otherwise the frame is already done. A new call settles the last one.
-        """
-        self._settle()
+        With device numbers on CUDA the step is queued (a graph replay once captured) and its readout is the one
+        host read that waits for it; the online optimiser, when due, runs after that read."""
         step = self._step
         if self._state is TrackState.IDLE or step is None:
             raise ValueError("track() called before initialize() (or after reset())")
@@ -196,29 +187,17 @@ class OceanTracker:
         step.run(frame, timer)
         if step.graph_error is not None and self.graph_failure is None:
             self._fall_back(step.graph_error)
-
-        def finish() -> TrackResult:
-            with torch.inference_mode():
-                read = step.wait()
-                timer.mark("post")
-                update = None
-                if self.online_branch is not None:
-                    flag, iterations = self.online_branch.finish(read.online_flag)
-                    self.online_branch.optimise(iterations)
-                    if self.online_branch.graph_error is not None and self.graph_failure is None:
-                        self._fall_back(self.online_branch.graph_error)
-                    timer.mark("online")
-                    update = (flag, iterations > 0)
-                return self._finish_frame(timer, read, step.grid.score_size, update)
-
-        self._pending = PendingTrack(finish, step.ready)
-        return self._pending
-
-    def _settle(self) -> None:
-        """Finish a launched frame whose result nobody asked for, so the state is current."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        read = step.wait()
+        timer.mark("post")
+        update = None
+        if self.online_branch is not None:
+            flag, iterations = self.online_branch.finish(read.online_flag)
+            self.online_branch.optimise(iterations)
+            if self.online_branch.graph_error is not None and self.graph_failure is None:
+                self._fall_back(self.online_branch.graph_error)
+            timer.mark("online")
+            update = (flag, iterations > 0)
+        return self._finish_frame(timer, read, step, update)
 
     def _fall_back(self, reason: str) -> None:
         """Log a capture failure once; every step (and the online optimiser) runs eagerly from now on."""
@@ -229,17 +208,21 @@ class OceanTracker:
         if self.online_branch is not None:
             self.online_branch.disable_graphs()
 
-    def _finish_frame(self, timer: StageTimer, read: StepReadout, score_size: int,
+    def _finish_frame(self, timer: StageTimer, read: StepReadout, step: Step,
                       online_update: tuple[str, bool] | None) -> TrackResult:
-        """Lost-state bookkeeping and the result, once the online branch (when on) has updated:
-        ``online_update`` is its (flag, whether the filter was re-optimised)."""
-        cfg = self._config
+        """Loss hysteresis, the re-detection probe while LOST, and the result, once the online branch (when on) has
+        updated: ``online_update`` is its (flag, whether the filter was re-optimised)."""
         self._center, self._size = (read.cx, read.cy), (read.w, read.h)
         self._frame_index += 1
-        low = not read.score >= cfg.lost_threshold  # a NaN score counts as low
-        self._low_frames = self._low_frames + 1 if low else 0
-        self._state = TrackState.LOST if self._low_frames >= cfg.lost_frames else TrackState.TRACKING
         flag, updated = online_update if online_update is not None else ("", False)
+        self._state = self._loss.observe(read.score, flag == "not_found", lambda: online_agrees(
+            self.online_branch, step.frame_t, self._center, self._config.found_online_score))
+        searching = self._state is TrackState.LOST and self._config.redetect
+        if searching:
+            read = self._redetect(step) or read
+            timer.mark("redetect")
+        else:
+            self._search = None
         return TrackResult(
             box_xywh=Box.from_center(*self._center, *self._size).as_tuple(),
             score=read.score,
@@ -248,11 +231,31 @@ class OceanTracker:
             search_size=self._search_size,
             crop_side=read.crop_side,
             scale_z=read.scale_z,
-            peak=divmod(read.index, score_size),
+            peak=divmod(read.index, step.grid.score_size),
             pscore=read.pscore,
             frame_index=self._frame_index,
             online_flag=flag, online_updated=updated,
+            searching=searching, reacquired=searching and self._state is TrackState.TRACKING,
         )
+
+    def _redetect(self, step: Step) -> StepReadout | None:
+        """One re-detection probe; when it confirms the target, the state moves there and its readout is returned."""
+        if self._search is None:
+            plan = ScanPlan(self._image_wh, self._center, self._size, step.reach)
+            self._search = Redetector(plan, self._config.found_threshold, self._config.found_frames)
+        probe = self._search.next_probe()
+        read = step.probe(probe.center, probe.size)
+        found = self._search.report(read.score, Box.from_center(read.cx, read.cy, read.w, read.h))
+        if found is None or not online_agrees(self.online_branch, step.frame_t, found.center,
+                                              self._config.found_online_score, rival_xy=self._center):
+            self._search.rejected += found is not None
+            return None
+        self._center, self._size, self._search = found.center, (found.w, found.h), None
+        step.state.load([*self._center, *self._size])
+        if self.online_branch is not None:
+            self.online_branch.move(self._center, self._size)
+        self._state = self._loss.found()
+        return read
 
     def _step_for(self, search_size: int, width: int, height: int) -> Step:
         """The step (buffers and graphs) for this search and frame size, built on first use."""
@@ -269,12 +272,9 @@ class OceanTracker:
         return self._steps[key]
 
     def _grid(self, search_size: int) -> ScoreGrid:
-        """Score-grid constants for ``search_size`` from the network's geometry (TracKit's grid otherwise)."""
+        """Score-grid constants for ``search_size`` from the network's geometry."""
         if search_size not in self._grids:
-            cfg = self._config
-            n_of = getattr(self.model, "score_size", None)
-            origin_of = getattr(self.model, "grid_origin", None)
-            geometry = () if n_of is None or origin_of is None else (n_of(search_size), origin_of(search_size))
-            self._grids[search_size] = make_score_grid(search_size, self.device, cfg.exemplar_size,
-                                                       cfg.total_stride, *geometry)
+            geometry = (self.model.score_size(search_size), self.model.grid_origin(search_size))
+            self._grids[search_size] = make_score_grid(search_size, self.device, self._config.exemplar_size,
+                                                       self._config.total_stride, *geometry)
         return self._grids[search_size]

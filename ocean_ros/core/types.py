@@ -93,6 +93,10 @@ class TrackResult:
     """online localisation flag: normal, hard_negative, uncertain or not_found; "" when online is off"""
     online_updated: bool = False
     """True when the online filter was re-optimised on this frame (scheduled or hard-negative update)"""
+    searching: bool = False
+    """True when the target was LOST on this frame and a re-detection probe scanned the frame for it"""
+    reacquired: bool = False
+    """True when this frame's probe confirmed the target: the box is the re-detection, the state TRACKING again"""
 
     @property
     def box(self) -> Box:

@@ -67,6 +67,13 @@ def parse_param(text: str) -> tuple[str, str]:
     raise UsageError(f"node parameter must be NAME:=VALUE, got {text!r}")
 
 
+def parse_overrides(items: list[str]) -> tuple[tuple[str, Any], ...]:
+    """``NAME=VALUE`` items as (name, value) with the value read as YAML (``false`` → False, ``0.5`` → 0.5)."""
+    import yaml
+
+    return tuple((name, yaml.safe_load(value)) for name, value in map(parse_param, items))
+
+
 # --- shared option groups -----------------------------------------------------------------------------------------
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help="only these sequences (default: all)")
@@ -110,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="add the 11-sequence validation set (DATA_ROOT/sequences and DATA_ROOT/validation), "
                      "scored one-pass (OTB protocol) unless --protocol says otherwise")
     _add_tracker_options(run)
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                     help="a tracker tunable on top of the preset (names as in the README's parameter table, e.g. "
+                     "redetect=false, lost_threshold=0.5); repeatable")
     _add_dataset_options(run)
     run.add_argument("--protocol", default="auto", choices=("auto", "one-pass", "supervised"),
                      help="auto: supervised (re-initialise after failures) for VOT, one-pass otherwise")
@@ -255,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.protocol = "one-pass"  # the validation set's reference numbers are one-pass, also on its VOT folders
     _resolve_weights(args)
     spec = TrackerSpec(args.checkpoint, args.preset, args.device, args.online, args.crop_backend, args.half,
-                       backend=args.backend)
+                       backend=args.backend, overrides=parse_overrides(args.overrides))
     datasets = _open_datasets(args.paths, args)
     tracker = build_tracker(spec)
     name = args.name or spec.name

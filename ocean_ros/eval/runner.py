@@ -35,6 +35,7 @@ class TrackerSpec:
     crop_backend: str = "auto"
     half: bool = False
     backend: str = "auto"  # network runtime (TrackerConfig.backend)
+    overrides: tuple[tuple[str, Any], ...] = ()  # further TrackerConfig fields (flat names), applied last
 
     @property
     def name(self) -> str:
@@ -52,6 +53,7 @@ def build_tracker(spec: TrackerSpec) -> Any:
         overrides["online"] = spec.online
         if spec.online:
             overrides["align"] = False
+    overrides.update(spec.overrides)
     return build(spec.checkpoint, spec.preset, spec.device, spec.backend, **overrides)
 
 

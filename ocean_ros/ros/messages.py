@@ -65,10 +65,11 @@ def detection_array(header: Any, result: TrackResult | None, target_id: str, lab
 
 
 
-def tracker_status(header: Any, result: TrackResult | None, engine: Any, counts: tuple[int, int, int],
+def tracker_status(header: Any, result: TrackResult | None, engine: Any, counts: tuple[int, ...],
                    convert_ms: float, total_ms: float) -> Any:
     """ocean_ros_msgs/TrackerStatus of one processed frame (``result`` None: no target). ``engine`` gives the
-    target's identity and the online flag (a TrackingEngine); ``counts`` are frames (processed, dropped, refused)."""
+    target's identity and the online flag (a TrackingEngine); ``counts`` are frames (processed, dropped, refused)
+    and then losses and re-acquisitions."""
     from ocean_ros_msgs.msg import TrackerStatus
 
     status = TrackerStatus(header=header)
@@ -79,6 +80,7 @@ def tracker_status(header: Any, result: TrackResult | None, engine: Any, counts:
         status.score = float(result.score)
         status.online_updated = bool(result.online_updated)
         status.online_flag = result.online_flag
+        status.searching, status.reacquired = bool(result.searching), bool(result.reacquired)
     if state != TrackState.IDLE:
         status.target_id, status.label = engine.target_id, engine.label
         status.init_stamp = engine.init_stamp
@@ -88,6 +90,8 @@ def tracker_status(header: Any, result: TrackResult | None, engine: Any, counts:
     status.network_ms = float(timings.get("network", 0.0))
     status.post_ms = float(timings.get("post", 0.0))
     status.online_ms = float(timings.get("online", 0.0))
+    status.redetect_ms = float(timings.get("redetect", 0.0))
     status.total_ms = float(total_ms)
-    status.frames_processed, status.frames_dropped, status.frames_rejected = counts
+    (status.frames_processed, status.frames_dropped, status.frames_rejected, status.losses,
+     status.reacquisitions) = counts
     return status

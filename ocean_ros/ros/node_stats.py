@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocean_ros.core.types import TrackState
+from ocean_ros.core.types import TrackResult, TrackState
 
 __all__ = ["LATENCY_WINDOW", "RATE_WINDOW_S", "Diagnosis", "NodeStats"]
 
@@ -57,6 +57,13 @@ class NodeStats:
         self._latencies.append(latency_ms)
         self._processed_at.append(now)
 
+    def tracked(self, result: TrackResult, before: TrackState) -> None:
+        """Count a tracked frame's losses (TRACKING → LOST), re-acquisitions and re-detection probes."""
+        if result.state is TrackState.LOST and before is TrackState.TRACKING:
+            self.counts["losses"] += 1
+        self.counts["redetect_probes"] += int(result.searching)
+        self.counts["reacquisitions"] += int(result.reacquired)
+
     def rate_hz(self, now: float) -> float:
         """Frames processed per second over the last :data:`RATE_WINDOW_S` seconds (0 with fewer than two)."""
         recent = [t for t in self._processed_at if now - t <= RATE_WINDOW_S]
@@ -90,6 +97,9 @@ class NodeStats:
             "frames_rejected": str(self.rejected_total),
             "step_errors": str(errors),
             "timeline_resets": str(self.counts["timeline_resets"]),
+            "losses": str(self.counts["losses"]),
+            "reacquisitions": str(self.counts["reacquisitions"]),
+            "redetect_probes": str(self.counts["redetect_probes"]),
         }
         if graph_failure:
             values["graph_capture_failed"] = graph_failure

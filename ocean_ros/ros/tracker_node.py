@@ -256,7 +256,8 @@ class TrackerNode(LifecycleNode):
         if result is not None:
             self._det_pub.publish(detection_array(header, result, engine.target_id, engine.label))
         stats = worker.stats
-        counts = (stats.counts["processed"], stats.counts["dropped"], stats.rejected_total)
+        counts = (stats.counts["processed"], stats.counts["dropped"], stats.rejected_total, stats.counts["losses"],
+                  stats.counts["reacquisitions"])
         self._status_pub.publish(tracker_status(header, result, engine, counts, out.convert_ms, out.total_ms))
         if result is not None and worker.config.publish_debug_image and self._debug_pub.get_subscription_count():
             self._debug_pub.publish(engine.debug_image(out.frame.frame_bgr, result, header))

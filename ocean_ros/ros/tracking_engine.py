@@ -90,7 +90,7 @@ class TrackingEngine:
 
     def track(self, frame_bgr: np.ndarray) -> TrackResult:
         """Track one frame; on CUDA the wait is on the step's result event, not a device-wide synchronise."""
-        return self.tracker.track_async(frame_bgr).result()
+        return self.tracker.track(frame_bgr)
 
     def reset(self) -> None:
         self.tracker.reset()

@@ -175,7 +175,9 @@ class TrackingWorker:
             if frame.frame_bgr.shape[:2] != engine.frame_shape:  # re-initialised at another size meanwhile
                 self._reject_size(frame.frame_bgr.shape[:2])
                 return
+            before = engine.state
             result = engine.track(frame.frame_bgr)
+            self.stats.tracked(result, before)
             if engine.tracker.graph_failure and not self._graph_failure_logged:
                 self._graph_failure_logged = True
                 self.log.warning(f"CUDA graph capture failed, tracking eagerly: {engine.tracker.graph_failure}")

@@ -34,15 +34,8 @@ from .config import TrainConfig
 from .datasets import DataError, read_source
 from .distributed import ShardedBatchSampler, all_reduce_sum
 from .episodes import EpisodeDataset
-from .trainer import (
-    REPO_ROOT,
-    data_root,
-    load_train_checkpoint,
-    resolve_path,
-    run_epoch_steps,
-    save_train_checkpoint,
-    start_run,
-)
+from .run_checkpoints import load_train_checkpoint, save_train_checkpoint
+from .trainer import REPO_ROOT, data_root, resolve_path, run_epoch_steps, start_run
 
 __all__ = ["EpisodeLoss", "EpisodicTrainer", "episode_loss", "gaussian_label", "hinge_loss", "build_online_net"]
 

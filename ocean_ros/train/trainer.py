@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -34,12 +33,12 @@ from .distill import distill_means, distill_terms, sample_teacher
 from .distributed import DistContext, ShardedBatchSampler, all_reduce_sum, convert_batchnorm, init_distributed
 from .losses import combine, loss_terms
 from .pairs import PairSampler
+from .run_checkpoints import TRAIN_FORMAT, init_from_checkpoint, load_train_checkpoint, save_train_checkpoint
 from .samples import GridSpec, PairDataset
 from .teacher import NanoTeacher, load_teacher
 
 __all__ = ["Trainer", "data_root", "lr_at", "run_epoch_steps"]
 
-TRAIN_FORMAT = "ocean_ros.train.v1"
 
 
 def lr_at(epoch: float, cfg: TrainConfig) -> float:
@@ -411,49 +410,3 @@ def run_epoch_steps(
     elapsed = time.perf_counter() - start
     n = max(done, 1)
     return {k: v / n for k, v in sums.items()}, steps * cfg.optim.batch_size / max(elapsed, 1e-9), skipped
-
-
-def init_from_checkpoint(path: Path, want: LiteNetConfig) -> tuple[OceanLiteNet, dict[str, Any]]:
-    """(An Ocean-Lite net with every tensor of one of our checkpoints (online classifier included, if any), the
-    file's stored config) for fine-tuning; DataError when the file's net differs from the configured one in
-    stride, width, depth or align."""
-    from ocean_ros.core.checkpoint import CheckpointError, read_checkpoint
-
-    try:
-        state, meta = read_checkpoint(path)
-    except (CheckpointError, OSError) as exc:
-        raise DataError(f"model.init: {exc}") from None
-    values = (meta.get("config") or {}).get("net")
-    if not isinstance(values, dict):
-        raise DataError(f"model.init: {path} is not an Ocean-Lite checkpoint of ours (no config.net)")
-    stored = LiteNetConfig.from_dict(values)
-    shape = ("stride", "channels", "tower_depth", "align")
-    if any(getattr(stored, k) != getattr(want, k) for k in shape):
-        raise DataError(f"model.init: {path} holds {stored}, the model section asks for "
-                        + ", ".join(f"{k}={getattr(want, k)}" for k in shape))
-    net = OceanLiteNet(stored)
-    net.load_state_dict(state, strict=False)
-    missing = [k for k in net.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise DataError(f"model.init: {path} lacks {len(missing)} tensor(s) of its own net, e.g. {missing[0]}")
-    return net, dict(meta.get("config") or {})
-
-
-def save_train_checkpoint(payload: dict[str, Any], path: Path) -> Path:
-    """Write a resumable training checkpoint atomically (a temporary file renamed over ``path``)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_train_checkpoint(path: Path, kind: str, fmt: str = TRAIN_FORMAT) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_train_checkpoint`; DataError naming ``kind`` (e.g. 'an ocean-train')
-    when the file is missing or its ``format`` is not ``fmt``."""
-    if not path.is_file():
-        raise DataError(f"resume checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != fmt:
-        found = state.get("format") if isinstance(state, dict) else None
-        raise DataError(f"{path}: not {kind} checkpoint (format {found!r})")
-    return state

@@ -226,6 +226,22 @@ class OnlineBranch:
         for rate, write in ((p.learning_rate, flag == NORMAL), (p.hard_negative_learning_rate, flag == HARD_NEGATIVE)):
             memory.add(result.features, box_t, rate, write)  # the flags exclude each other: one write at most
 
+    def response_at(self, frame_t: Tensor, center_xy: tuple[float, float]) -> float:
+        """The filter's strongest raw score within one target size of ``center_xy`` (frame px), on a sample window
+        centred there at the current target scale: how much the target the filter learned is there."""
+        filt, _ = self._require()
+        shift, side = self._window_side()
+        window = sample_window((center_xy[1] + shift, center_xy[0] + shift), side, SAMPLE_SIZE)
+        scores = self.net.classifier.classify(filt, self.features(crop_sample(frame_t, window, SAMPLE_SIZE)))
+        n = scores.shape[-1]
+        reach = max(1, round(n / (2 * self.params.search_area_scale)))  # half a target side, in cells
+        middle = n // 2
+        return float(scores[..., middle - reach:middle + reach + 1, middle - reach:middle + reach + 1].max())
+
+    def move(self, center_xy: tuple[float, float], size_wh: tuple[float, float]) -> None:
+        """Re-centre the sample window on a re-detected target (centre, size frame px); the window scale stays."""
+        self.target.load([center_xy[1], center_xy[0], size_wh[1], size_wh[0]])
+
     # --- after the host read
     def finish(self, flag_code: int) -> tuple[str, int]:
         """Host bookkeeping once the frame's flag is read: returns (flag name, optimiser iterations due)."""
