@@ -407,3 +407,25 @@ def test_windowed_rotation_and_blur_equal_the_whole_image_then_crop(shift):
     for sigma in BLUR_SIGMAS:
         whole = aug._crop_to_output(aug._blur(image, sigma), shift, 224)
         assert torch.equal(aug._blurred_window(image, sigma, shift, 224), whole)
+
+
+def test_optimiser_targets_equal_the_1x1_conv_over_the_distance_bins():
+    """FilterOptimizer.targets evaluates TracKit's 1x1 convs over the 100-bin encoding from the <= 3 bins that can
+    be non-zero: the same maps as the conv to float32 rounding (the saturating last bin included)."""
+    from ocean_ros.core.model import distance_bins
+    from ocean_ros.core.model.online_classifier import FEATURE_STRIDE, FilterOptimizer
+
+    torch.manual_seed(0)
+    opt = FilterOptimizer()
+    layers = (opt.label_map_predictor, opt.target_mask_predictor[0], opt.spatial_weight_predictor)
+    for layer in layers:
+        torch.nn.init.normal_(layer.weight)
+    boxes = torch.rand(40, 4) * 300  # centres up to ~28 cells from some cells: past the last bin (9.9 cells)
+    with torch.no_grad():
+        targets = opt.targets(boxes, (19, 19))
+        centers = ((boxes[:, :2] + boxes[:, 2:] / 2) / FEATURE_STRIDE).flip(1)
+        bins = distance_bins(centers, (19, 19))
+        label, mask, weight = (torch.nn.functional.conv2d(bins, layer.weight) for layer in layers)
+    torch.testing.assert_close(targets.label, label, rtol=0, atol=1e-6)
+    torch.testing.assert_close(targets.mask, torch.sigmoid(mask), rtol=0, atol=1e-6)
+    torch.testing.assert_close(targets.spatial_weight, weight, rtol=0, atol=1e-6)

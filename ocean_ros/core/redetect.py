@@ -67,7 +67,7 @@ class LossHysteresis:
     def __init__(self, lost_threshold: float, lost_frames: int, found_threshold: float, found_frames: int) -> None:
         self.state = TrackState.TRACKING
         self._run = 0  # low frames in a row while TRACKING, confident ones while LOST
-        self.retune_to(lost_threshold, lost_frames, found_threshold, found_frames)
+        self._set(lost_threshold, lost_frames, found_threshold, found_frames)
 
     @classmethod
     def of(cls, config: _Rules) -> LossHysteresis:
@@ -76,10 +76,10 @@ class LossHysteresis:
 
     def retune(self, config: _Rules) -> None:
         """New thresholds from a changed configuration; the state and counters are kept."""
-        self.retune_to(config.lost_threshold, config.lost_frames, config.found_threshold, config.found_frames)
+        self._set(config.lost_threshold, config.lost_frames, config.found_threshold, config.found_frames)
 
-    def retune_to(self, lost_threshold: float, lost_frames: int, found_threshold: float, found_frames: int) -> None:
-        """New thresholds; ValueError when found_threshold < lost_threshold or a frame count is below 1."""
+    def _set(self, lost_threshold: float, lost_frames: int, found_threshold: float, found_frames: int) -> None:
+        """ValueError when found_threshold < lost_threshold or a frame count is below 1."""
         if found_threshold < lost_threshold:
             raise ValueError(f"found_threshold {found_threshold} is below lost_threshold {lost_threshold}")
         if lost_frames < 1 or found_frames < 1:
@@ -195,7 +195,6 @@ class Redetector:
         self.found_frames = found_frames
         self.probes = 0
         self.candidates = 0
-        self.rejected = 0  # confirmed candidates a verifier turned down
         self._candidate: Box | None = None
         self._agreed = 0
 

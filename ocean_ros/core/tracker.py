@@ -248,7 +248,6 @@ class OceanTracker:
         found = self._search.report(read.score, Box.from_center(read.cx, read.cy, read.w, read.h))
         if found is None or not online_agrees(self.online_branch, step.frame_t, found.center,
                                               self._config.found_online_score, rival_xy=self._center):
-            self._search.rejected += found is not None
             return None
         self._center, self._size, self._search = found.center, (found.w, found.h), None
         step.state.load([*self._center, *self._size])

@@ -193,14 +193,19 @@ class OnlineBranch:
         fh = self.feature_size[0]
         return ((fh + k) % 2) * self.target_scale * SAMPLE_SIZE / (2 * fh), self.target_scale * SAMPLE_SIZE
 
+    def _sample_scores(self, frame_t: Tensor, pos: tuple[Scalar, Scalar]) -> tuple[SampleWindow, Tensor, Tensor]:
+        """The sample window around ``pos`` (y, x frame px) at the current target scale, its features and the
+        filter's raw scores on them."""
+        filt, _ = self._require()
+        shift, side = self._window_side()
+        window = sample_window((pos[0] + shift, pos[1] + shift), side, SAMPLE_SIZE)
+        feat = self.features(crop_sample(frame_t, window, SAMPLE_SIZE))
+        return window, feat, self.net.classifier.classify(filt, feat)
+
     def score(self, frame_t: Tensor) -> OnlineScore:
         """Sample the frame around the current target, score it with the filter and decide the flag."""
-        filt, _ = self._require()
         pos_y, pos_x, size_h, size_w = self.target.get()
-        shift, side = self._window_side()
-        window = sample_window((pos_y + shift, pos_x + shift), side, SAMPLE_SIZE)
-        feat = self.features(crop_sample(frame_t, window, SAMPLE_SIZE))
-        scores = self.net.classifier.classify(filt, feat)
+        window, feat, scores = self._sample_scores(frame_t, (pos_y, pos_x))
         cell = SAMPLE_SIZE / (scores.shape[-1] - 1) * window.scale  # frame px per score cell
         target_cells = (size_h / cell, size_w / cell)
         previous = ((pos_y - window.pos[0]) / cell, (pos_x - window.pos[1]) / cell)
@@ -227,12 +232,9 @@ class OnlineBranch:
             memory.add(result.features, box_t, rate, write)  # the flags exclude each other: one write at most
 
     def response_at(self, frame_t: Tensor, center_xy: tuple[float, float]) -> float:
-        """The filter's strongest raw score within one target size of ``center_xy`` (frame px), on a sample window
+        """The filter's strongest raw score within half a target side of ``center_xy`` (frame px), on a sample window
         centred there at the current target scale: how much the target the filter learned is there."""
-        filt, _ = self._require()
-        shift, side = self._window_side()
-        window = sample_window((center_xy[1] + shift, center_xy[0] + shift), side, SAMPLE_SIZE)
-        scores = self.net.classifier.classify(filt, self.features(crop_sample(frame_t, window, SAMPLE_SIZE)))
+        _, _, scores = self._sample_scores(frame_t, (center_xy[1], center_xy[0]))
         n = scores.shape[-1]
         reach = max(1, round(n / (2 * self.params.search_area_scale)))  # half a target side, in cells
         middle = n // 2
